@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` and `make test`. Both bootstrap .venv first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export TF_USE_LEGACY_KERAS := 1
+# Keep TF's C++ logging to warnings and up; our own progress output is what users read.
+export TF_CPP_MIN_LOG_LEVEL ?= 1
+UV_COMPILE := uv pip compile --python-version 3.10 --python-platform x86_64-manylinux_2_28 --quiet
+DEMO_DIR ?= demo_out
+
+.PHONY: venv test lint format demo lock clean
+
+venv:
+	@bash scripts/bootstrap.sh $(VENV)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: venv lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: venv
+	$(PY) -m tf_ccl4rec.demo --out $(DEMO_DIR)
+
+# Regenerate the locks (needs `uv` on PATH: `pip install uv`); commit both files.
+lock:
+	$(UV_COMPILE) requirements.in -o requirements.lock
+	$(UV_COMPILE) requirements-dev.in -c requirements.lock -o requirements-dev.lock
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Creates (or refreshes) the project venv from the committed locks.
+# A no-op when the locks and setup.py are unchanged since the last install (stamp file).
+set -euo pipefail
+venv="${1:-.venv}"
+cd "$(dirname "$0")/.."
+
+stamp="$venv/.ccl4rec-install-stamp"
+want=$(cat requirements.lock requirements-dev.lock setup.py | sha256sum | cut -d' ' -f1)
+if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  echo "bootstrap: $venv is up to date with the locks (skipping install)"
+  exit 0
+fi
+
+find_python310() {
+  local candidate
+  for candidate in "${PYTHON310:-}" python3.10 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10.*/bin/python3.10 \
+                   /usr/bin/python3.10 /usr/local/bin/python3.10; do
+    [[ -n "$candidate" ]] || continue
+    # pyenv shims exist for versions that are not selected; only a working interpreter counts.
+    if "$candidate" -c 'import sys, venv; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; then
+      command -v "$candidate" 2>/dev/null || echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+if ! python=$(find_python310); then
+  cat >&2 <<'MSG'
+bootstrap: Python 3.10 not found.
+  TFX 1.16 (the newest TFX that installs on glibc 2.36) supports Python 3.9-3.10 only.
+  Install it with one of:
+    pyenv install 3.10.13            (then re-run make; pyenv versions are found automatically)
+    apt-get install python3.10-venv  (distributions that package 3.10)
+  or point PYTHON310=/path/to/python3.10 at an existing interpreter.
+MSG
+  exit 1
+fi
+
+start=$(date +%s)
+echo "bootstrap: creating $venv with $python ($("$python" --version))"
+rm -rf "$venv"
+"$python" -m venv "$venv"   # stdlib venv: pip is inside (TFX packages user modules with `python -m pip`)
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "uv>=0.4"
+echo "bootstrap: installing requirements.lock + requirements-dev.lock with uv"
+VIRTUAL_ENV="$venv" "$venv/bin/uv" pip install --python "$venv/bin/python" \
+  -r requirements.lock -r requirements-dev.lock
+VIRTUAL_ENV="$venv" "$venv/bin/uv" pip install --python "$venv/bin/python" --no-deps -e .
+echo "$want" > "$stamp"
+echo "bootstrap: done in $(( $(date +%s) - start )) s"

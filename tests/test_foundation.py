@@ -1,0 +1,48 @@
+"""The foundation: environment guard, CLI routing, package layout."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tf_ccl4rec import cli
+
+
+def test_legacy_keras_is_selected():
+    import tensorflow as tf
+    import tensorflow_recommenders as tfrs
+
+    assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
+    assert tf.keras.__name__.startswith("tf_keras"), tf.keras.__name__
+    assert tfrs.models.Model.__mro__[1].__module__.startswith("tf_keras")
+
+
+def test_import_in_clean_process_sets_legacy_keras():
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    code = "import tf_ccl4rec, tensorflow as tf, tensorflow_recommenders, tfx; print(tf.keras.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().startswith("tf_keras")
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for name in cli.SUBCOMMANDS:
+        assert name in text
+
+
+def test_console_script_is_installed():
+    exe = os.path.join(os.path.dirname(sys.executable), "ccl4rec")
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "pipeline" in out.stdout
+
+
+def test_unbuilt_subcommand_fails_loudly(monkeypatch, capsys):
+    monkeypatch.setitem(cli.SUBCOMMANDS, "bench", ("tf_ccl4rec.no_such_module", "x", 99))
+    assert cli.main(["bench"]) == 2
+    assert "not built yet" in capsys.readouterr().err

@@ -1,0 +1,22 @@
+"""Process environment the stack needs before TensorFlow is imported.
+
+TFRS 0.7.7 refuses Keras 3, so every process (CLI, tests, TFX executors, Beam workers)
+must select tf-keras through ``TF_USE_LEGACY_KERAS=1`` before ``import tensorflow``.
+Importing any of our packages runs this first.
+"""
+
+import os
+import sys
+
+
+def ensure_legacy_keras() -> None:
+    """Sets TF_USE_LEGACY_KERAS=1, failing loudly if TensorFlow was imported without it."""
+    if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
+        return
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and not getattr(tf.keras, "__name__", "").startswith("tf_keras"):
+        raise RuntimeError(
+            "TensorFlow was imported before tf_ccl4rec with Keras 3 selected. "
+            "Set TF_USE_LEGACY_KERAS=1 in the environment (or import tf_ccl4rec first)."
+        )

@@ -1,0 +1,48 @@
+"""The feature contract shared by every stage (example builder, schema, Transform, model, serving).
+
+One place names each feature, its dtype and its shape; a feature renamed here is renamed
+everywhere. Three layers of the same data:
+
+1. Raw log (``RAW_*``): CSV columns every importer writes (see README "Raw-log layout").
+2. ``tf.Example`` features (``EXAMPLE_*``): one example per exposure, built by the Beam
+   example builder; ids are strings so string and integer ids from any source look the same.
+3. Transformed features (``MODEL_*``): what the Keras model reads after Transform. Video ids are
+   vocabulary indices shifted by one so that ``PAD_ID = 0`` means "no item" in padded histories.
+"""
+
+# --- 1. Raw interaction log -------------------------------------------------------------------
+RAW_INTERACTIONS_FILE = "interactions.csv"
+RAW_USER_ID = "user_id"
+RAW_VIDEO_ID = "video_id"
+RAW_TIMESTAMP = "timestamp"
+RAW_CLICK = "click"
+RAW_CATEGORY = "category"  # optional column
+RAW_SPLIT = "split"  # optional column: "train"/"eval" when the source provides a split
+RAW_REQUIRED_COLUMNS = (RAW_USER_ID, RAW_VIDEO_ID, RAW_TIMESTAMP, RAW_CLICK)
+RAW_OPTIONAL_COLUMNS = (RAW_CATEGORY, RAW_SPLIT)
+# Optional video-feature table: video_features.npy (float32 [V, F]) + video_feature_ids.txt
+# (one video id per line, row-aligned with the matrix).
+RAW_VIDEO_FEATURES_FILE = "video_features.npy"
+RAW_VIDEO_FEATURE_IDS_FILE = "video_feature_ids.txt"
+
+# --- 2. tf.Example features (one per exposure) ----------------------------------------------
+USER_ID = "user_id"  # bytes, scalar
+VIDEO_ID = "video_id"  # bytes, scalar: the target (exposed) video
+LABEL = "label"  # int64, scalar, 0/1 click
+TIMESTAMP = "timestamp"  # int64, scalar
+CLICK_HISTORY = "click_history"  # bytes list, oldest -> newest, <= max_history, strictly before
+NONCLICK_HISTORY = "nonclick_history"  # bytes list, exposed-not-clicked, same rules
+CATEGORY = "category"  # bytes, scalar, optional
+HISTORY_FEATURES = (CLICK_HISTORY, NONCLICK_HISTORY)
+SCALAR_BYTES_FEATURES = (USER_ID, VIDEO_ID)
+SCALAR_INT_FEATURES = (LABEL, TIMESTAMP)
+
+# --- 3. Transformed (model) features --------------------------------------------------------
+PAD_ID = 0  # history padding; real video indices are >= 1
+MODEL_USER = "user_index"  # int64 [B]: hashed user id (groups rows for L_cui, Eq 15)
+MODEL_TARGET = "video_index"  # int64 [B]
+MODEL_CLICK_HISTORY = "click_history_index"  # int64 [B, N], PAD_ID-padded on the right
+MODEL_NONCLICK_HISTORY = "nonclick_history_index"  # int64 [B, N], PAD_ID-padded on the right
+MODEL_LABEL = LABEL  # float32 [B] after Transform
+
+DEFAULT_MAX_HISTORY = 160  # the paper's (THACIL's) MAX_LENGTH
