@@ -46,3 +46,5 @@ MODEL_NONCLICK_HISTORY = "nonclick_history_index"  # int64 [B, N], PAD_ID-padded
 MODEL_LABEL = LABEL  # float32 [B] after Transform
 
 DEFAULT_MAX_HISTORY = 160  # the paper's (THACIL's) MAX_LENGTH
+# Optional pre-computed user-interest vectors (§4.1; CCL4RecConfig.num_interest_vectors > 0).
+MODEL_INTEREST_VECTORS = "interest_vectors"  # float32 [B, K, F]
