@@ -1,0 +1,333 @@
+"""Hardness-aware, controllable replacement augmentation (§3.3 Eq 4-5, §3.5, §4.3.1).
+
+One augmented sample replaces Nr real items of a user's history with substitutes drawn from Nz
+videos sampled per batch (shared by the batch). Positives replace items from the least important
+half of the history, negatives from the most important half (§3.5: "filter the half items with the
+largest/smallest importance"); half of that half is replaced. Which candidates and which
+substitutes are drawn is controlled by a "hard weight" t in [0, 1]:
+
+  p(position) = (1 - t) · softmax(-alpha) + t · softmax(alpha)     (over the candidates)
+  p(substitute | position m) = (1 - t) · softmax(-beta_m) + t · softmax(beta_m)   (over Nz)
+
+t = 0 is the *easier* strategy (unimportance / unrelatedness weights), t = 1 *harder*,
+*easy2hard* uses t = progress, *hard2easy* t = 1 - progress, and *random* samples uniformly.
+Hardness scores (Eq 4/5) are computed under tf.stop_gradient, so contrastive objectives that use
+them never train W1/W2 through them (§3.2).
+
+Note on direction: Eq 5's a⁺ measures the *quality* of a positive (unimportant items replaced by
+unrelated substitutes), so a harder positive has a *lower* a⁺ and a higher Eq 4 score of its
+replacements. `difficulty` below is the Eq 4 score, the hardness in the "hard example" sense for
+both positives and negatives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from tf_ccl4rec.config import STRATEGIES
+from tf_ccl4rec.layers.scoring import _MASKED_LOGIT, masked_log_softmax, masked_softmax
+
+
+def hardness(
+    alpha_t: tf.Tensor,
+    beta: tf.Tensor,
+    replaced: tf.Tensor,
+    substitutes: tf.Tensor,
+    mask: tf.Tensor,
+    positive: bool,
+    replaced_mask: tf.Tensor | None = None,
+) -> tf.Tensor:
+    """Hardness score of augmented samples, Eq 4 (negatives) or Eq 5 (positives).
+
+    a = Σ_(m,n) softmax_X(±alpha)_m · softmax_Z(±beta_m)_n with the sign + for negatives (Eq 4)
+    and - for positives (Eq 5); the first softmax runs over the real items of the history, the
+    second over the Nz substitutes. Inputs are wrapped in tf.stop_gradient.
+
+    Args:
+      alpha_t: [B, N] importance scores (Eq 2).
+      beta: [B, N, Nz] relatedness scores (Eq 3).
+      replaced: int [B, Nr] (or [B, S, Nr]) replaced history positions.
+      substitutes: int, same shape as `replaced`: indices into the Nz axis of `beta`.
+      mask: [B, N] bool, True for real items.
+      positive: True for Eq 5, False for Eq 4.
+      replaced_mask: Optional bool, same shape as `replaced`; False entries (rows that replace
+        fewer than Nr items) do not count.
+
+    Returns:
+      [B] (or [B, S]) hardness scores.
+    """
+    sign = -1.0 if positive else 1.0
+    alpha_t = sign * tf.stop_gradient(alpha_t)
+    beta = sign * tf.stop_gradient(beta)
+    replaced = tf.cast(replaced, tf.int32)
+    substitutes = tf.cast(substitutes, tf.int32)
+    out_shape = tf.shape(replaced)[:-1]
+    batch = tf.shape(replaced)[0]
+    flat_rep = tf.reshape(replaced, [batch, -1])  # [B, K]
+    flat_sub = tf.reshape(substitutes, [batch, -1])
+
+    log_importance = masked_log_softmax(alpha_t, mask)  # [B, N]
+    log_norm = tf.reduce_logsumexp(beta, axis=-1)  # [B, N]
+    rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(flat_rep))
+    beta_mn = tf.gather_nd(beta, tf.stack([rows, flat_rep, flat_sub], axis=-1))  # [B, K]
+    log_term = (
+        tf.gather(log_importance, flat_rep, batch_dims=1)
+        + beta_mn
+        - tf.gather(log_norm, flat_rep, batch_dims=1)
+    )
+    terms = tf.reshape(tf.exp(log_term), tf.shape(replaced))
+    if replaced_mask is not None:
+        terms *= tf.cast(replaced_mask, terms.dtype)
+    return tf.reshape(tf.reduce_sum(terms, axis=-1), out_shape)
+
+
+def strategy_hard_weight(strategy: str, progress) -> tf.Tensor | None:
+    """The hard weight t of a strategy at a training progress in [0, 1]; None means uniform.
+
+    Args:
+      strategy: One of "random", "harder", "easier", "easy2hard", "hard2easy".
+      progress: Scalar (float or tensor) in [0, 1].
+
+    Returns:
+      Scalar float32 tensor t, or None for "random".
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    if strategy == "random":
+        return None
+    progress = tf.clip_by_value(tf.cast(progress, tf.float32), 0.0, 1.0)
+    return {
+        "harder": tf.ones_like(progress),
+        "easier": tf.zeros_like(progress),
+        "easy2hard": progress,
+        "hard2easy": 1.0 - progress,
+    }[strategy]
+
+
+def replacement_counts(
+    mask: tf.Tensor, filter_fraction: float, replace_fraction: float, min_history: int
+):
+    """Per-row number of candidates and of replaced items.
+
+    Args:
+      mask: [B, N] bool.
+      filter_fraction: Share of real items that are candidates (at least 1).
+      replace_fraction: Share of candidates replaced (at least 1).
+      min_history: Rows with fewer real items get 0 candidates (no augmentation).
+
+    Returns:
+      (num_candidates [B] int32, num_replaced [B] int32).
+    """
+    n_real = tf.reduce_sum(tf.cast(mask, tf.int32), axis=-1)
+    keep = n_real >= min_history
+    cand = tf.maximum(1, tf.cast(tf.floor(tf.cast(n_real, tf.float32) * filter_fraction), tf.int32))
+    rep = tf.maximum(1, tf.cast(tf.floor(tf.cast(cand, tf.float32) * replace_fraction), tf.int32))
+    zeros = tf.zeros_like(n_real)
+    return tf.where(keep, cand, zeros), tf.where(keep, rep, zeros)
+
+
+def max_replaced(length, filter_fraction: float, replace_fraction: float) -> tf.Tensor:
+    """Nr: the largest number of replaced items for a history of `length` positions."""
+    length = tf.cast(length, tf.float32)
+    cand = tf.maximum(1.0, tf.floor(length * filter_fraction))
+    return tf.cast(tf.maximum(1.0, tf.floor(cand * replace_fraction)), tf.int32)
+
+
+def candidate_mask(alpha_t: tf.Tensor, mask: tf.Tensor, num_candidates: tf.Tensor, positive: bool):
+    """Real items among the `num_candidates` least (positive) / most (negative) important.
+
+    Args:
+      alpha_t: [B, N] importance.
+      mask: [B, N] bool.
+      num_candidates: [B] int32.
+      positive: Least important for positives, most important for negatives.
+
+    Returns:
+      [B, N] bool.
+    """
+    key = -alpha_t if positive else alpha_t
+    key = tf.where(mask, key, tf.fill(tf.shape(key), tf.constant(-float("inf"), key.dtype)))
+    order = tf.argsort(key, axis=-1, direction="DESCENDING", stable=True)
+    rank = tf.argsort(order, axis=-1, stable=True)
+    return tf.logical_and(mask, rank < num_candidates[:, None])
+
+
+def position_probabilities(alpha_t, candidates, hard_weight):
+    """Sampling probabilities of the candidate positions (see module docstring).
+
+    Args:
+      alpha_t: [B, N] importance.
+      candidates: [B, N] bool candidate mask.
+      hard_weight: Scalar t in [0, 1], or None for uniform.
+
+    Returns:
+      [B, N] probabilities, 0 outside the candidates.
+    """
+    if hard_weight is None:
+        return masked_softmax(tf.zeros_like(alpha_t), candidates)
+    t = tf.cast(hard_weight, alpha_t.dtype)
+    return (1.0 - t) * masked_softmax(-alpha_t, candidates) + t * masked_softmax(
+        alpha_t, candidates
+    )
+
+
+def sample_positions(alpha_t, mask, num_samples: int, positive: bool, hard_weight, config):
+    """Draws the replaced positions of `num_samples` augmented samples per row.
+
+    Positions are drawn without replacement from the candidates (Gumbel top-k on the log
+    probabilities, which samples sequentially proportional to p).
+
+    Args:
+      alpha_t: [B, N] importance (gradient is stopped).
+      mask: [B, N] bool.
+      num_samples: S (Np or Nn).
+      positive: Positives (least important half) or negatives (most important half).
+      hard_weight: t, or None for the random strategy.
+      config: Object with filter_fraction, replace_fraction, min_augment_history.
+
+    Returns:
+      (positions int32 [B, S, Nr], valid bool [B, S, Nr], num_replaced int32 [B]).
+    """
+    alpha_t = tf.stop_gradient(alpha_t)
+    n_cand, n_rep = replacement_counts(
+        mask, config.filter_fraction, config.replace_fraction, config.min_augment_history
+    )
+    candidates = candidate_mask(alpha_t, mask, n_cand, positive)
+    probs = position_probabilities(alpha_t, candidates, hard_weight)
+    log_p = tf.math.log(tf.maximum(probs, 1e-30))
+    log_p = tf.where(candidates, log_p, tf.cast(_MASKED_LOGIT, log_p.dtype))
+    batch, length = tf.shape(mask)[0], tf.shape(mask)[1]
+    u = tf.random.uniform([batch, num_samples, length], minval=1e-20, maxval=1.0)
+    gumbel = -tf.math.log(-tf.math.log(u))
+    k = max_replaced(length, config.filter_fraction, config.replace_fraction)
+    _, positions = tf.math.top_k(log_p[:, None, :] + gumbel, k=k)
+    valid = tf.range(k)[None, None, :] < n_rep[:, None, None]
+    valid = tf.broadcast_to(valid, tf.shape(positions))
+    return positions, valid, n_rep
+
+
+def sample_substitutes(beta, positions, hard_weight):
+    """Draws one substitute (an index into Nz) per replaced position.
+
+    The mixture (1 - t)·softmax(-beta) + t·softmax(beta) is sampled exactly by picking the
+    "related" component with probability t, which avoids materialising both softmaxes.
+
+    Args:
+      beta: [B, N, Nz] relatedness (gradient is stopped).
+      positions: int32 [B, S, Nr].
+      hard_weight: t, or None for uniform sampling.
+
+    Returns:
+      int32 [B, S, Nr] indices into the Nz axis.
+    """
+    shape = tf.shape(positions)
+    num_sub = tf.shape(beta)[-1]
+    if hard_weight is None:
+        return tf.random.uniform(shape, maxval=num_sub, dtype=tf.int32)
+    beta = tf.stop_gradient(beta)
+    flat_pos = tf.reshape(positions, [shape[0], -1])
+    logits = tf.gather(beta, flat_pos, batch_dims=1)  # [B, S*Nr, Nz]
+    related = tf.random.uniform(tf.shape(flat_pos)) < tf.cast(hard_weight, tf.float32)
+    sign = tf.where(related, 1.0, -1.0)[..., None]
+    draws = tf.random.categorical(tf.reshape(sign * logits, [-1, num_sub]), 1, dtype=tf.int32)
+    return tf.reshape(draws, shape)
+
+
+def sample_substitute_ids(vocab_size: int, num_substitutes: int) -> tf.Tensor:
+    """Nz distinct real video indices (1..vocab_size) drawn uniformly, shared by a batch.
+
+    Uses tf.random.uniform_candidate_sampler (unique=True) so the cost is O(Nz), not O(vocab).
+    Padding (0) and OOV buckets are never drawn.
+
+    Args:
+      vocab_size: Number of real videos.
+      num_substitutes: Nz; all videos are used when Nz >= vocab_size.
+
+    Returns:
+      int64 [min(Nz, vocab_size)].
+    """
+    if num_substitutes >= vocab_size:
+        return tf.range(1, vocab_size + 1, dtype=tf.int64)
+    sampled, _, _ = tf.random.uniform_candidate_sampler(
+        true_classes=tf.zeros([1, 1], tf.int64),
+        num_true=1,
+        num_sampled=num_substitutes,
+        unique=True,
+        range_max=vocab_size,
+    )
+    return sampled + 1
+
+
+def apply_replacement(seq, substitute_embeddings, positions, substitutes, valid):
+    """Builds the augmented sequences in representation space.
+
+    Args:
+      seq: [B, N, d].
+      substitute_embeddings: [Nz, d].
+      positions: int32 [B, S, Nr] replaced positions.
+      substitutes: int32 [B, S, Nr] indices into Nz.
+      valid: bool [B, S, Nr].
+
+    Returns:
+      [B, S, N, d] augmented sequences (the mask is unchanged: only real items are replaced).
+    """
+    length = tf.shape(seq)[1]
+    onehot = tf.one_hot(positions, length, dtype=seq.dtype) * tf.cast(valid, seq.dtype)[..., None]
+    chosen = tf.gather(substitute_embeddings, substitutes)  # [B, S, Nr, d]
+    replaced = tf.minimum(tf.reduce_sum(onehot, axis=2), 1.0)  # [B, S, N]
+    kept = seq[:, None] * (1.0 - replaced[..., None])
+    return kept + tf.einsum("bsrn,bsrd->bsnd", onehot, chosen)
+
+
+@dataclasses.dataclass
+class AugmentedSamples:
+    """Output of `augment` for S samples per row."""
+
+    sequences: tf.Tensor  # [B, S, N, d]
+    positions: tf.Tensor  # int32 [B, S, Nr]
+    substitutes: tf.Tensor  # int32 [B, S, Nr], indices into Nz
+    valid: tf.Tensor  # bool [B, S, Nr]
+    hardness: tf.Tensor  # [B, S]: Eq 5 for positives, Eq 4 for negatives
+    difficulty: tf.Tensor  # [B, S]: Eq 4 score of the replacements (same as hardness for negatives)
+    row_valid: tf.Tensor  # bool [B]: the row was augmented
+
+
+def augment(
+    seq, mask, alpha_t, beta, substitute_embeddings, num_samples, positive, hard_weight, config
+) -> AugmentedSamples:
+    """Draws S augmented samples per row and scores their hardness.
+
+    Args:
+      seq: [B, N, d] original histories.
+      mask: [B, N] bool.
+      alpha_t: [B, N] importance of the original history.
+      beta: [B, N, Nz] relatedness of the substitutes.
+      substitute_embeddings: [Nz, d].
+      num_samples: S.
+      positive: Build positives (True) or negatives (False).
+      hard_weight: t from `strategy_hard_weight` (None = random).
+      config: Object with filter_fraction, replace_fraction, min_augment_history.
+
+    Returns:
+      AugmentedSamples.
+    """
+    positions, valid, n_rep = sample_positions(
+        alpha_t, mask, num_samples, positive, hard_weight, config
+    )
+    substitutes = sample_substitutes(beta, positions, hard_weight)
+    sequences = apply_replacement(seq, substitute_embeddings, positions, substitutes, valid)
+    score = hardness(alpha_t, beta, positions, substitutes, mask, positive, valid)
+    difficulty = (
+        hardness(alpha_t, beta, positions, substitutes, mask, False, valid) if positive else score
+    )
+    return AugmentedSamples(
+        sequences=sequences,
+        positions=positions,
+        substitutes=substitutes,
+        valid=valid,
+        hardness=score,
+        difficulty=difficulty,
+        row_valid=n_rep > 0,
+    )

@@ -1,0 +1,205 @@
+"""CCL4RecConfig: every hyper-parameter of the model, with the paper's defaults (§4.1).
+
+The config is a plain dataclass so it round-trips through JSON (`to_dict` / `from_dict`): the TFX
+Trainer receives it via `custom_config`. The frozen content-feature table is NOT part of the config;
+it is a numpy array passed to `CCL4RecModel(config, content_features=...)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from tf_ccl4rec.features import DEFAULT_MAX_HISTORY
+
+STRATEGIES = ("random", "harder", "easier", "easy2hard", "hard2easy")
+VIDEO_REPRESENTATIONS = ("id", "content", "both")
+DISTANCES = ("cosine", "euclidean")
+LOSS_TERMS = ("ccl", "ccl_pos", "ccl_neg", "ce", "ce_pos", "ce_neg", "cui")
+# Terms that need augmented sequences (the others work on the original batch only).
+AUGMENTATION_TERMS = ("ccl", "ccl_pos", "ccl_neg", "ce_pos", "ce_neg")
+
+# The paper tunes δl in {0.5,...,0.9} and δu in {1.1,...,1.5} (§4.1).
+MARGIN_LOWER_GRID = (0.5, 0.6, 0.7, 0.8, 0.9)
+MARGIN_UPPER_GRID = (1.1, 1.2, 1.3, 1.4, 1.5)
+
+
+@dataclasses.dataclass
+class CCL4RecConfig:
+    """Hyper-parameters of CCL4Rec.
+
+    Attributes:
+      vocab_size: Number of real videos; model indices 1..vocab_size (0 is `PAD_ID`).
+      num_oov_buckets: Extra indices vocab_size+1..vocab_size+num_oov_buckets for unknown videos.
+        The embedding table has `1 + vocab_size + num_oov_buckets` rows.
+      embedding_dim: d, the video representation size (paper: 128).
+      max_history: N, the padded history length (paper: 160).
+      units: Output size of W1..W4, i.e. of the user vector u (defaults to d).
+      mlp_units: Hidden layer sizes of the CTR MLP (Eq 13); the paper does not give them.
+      num_positives / num_negatives: Np / Nn augmented samples per user (paper: 4).
+      num_substitutes: Nz substitutes sampled per batch from the whole vocabulary (paper: 10,000);
+        clamped to `vocab_size` when the vocabulary is smaller (see `effective_num_substitutes`).
+      filter_fraction: Share of a user's real items kept as replacement candidates (the half with
+        the largest importance for negatives, the smallest for positives; §3.5).
+      replace_fraction: Share of the candidates actually replaced (Nr; "half of the half", §3.5).
+      min_augment_history: Rows with fewer real history items are not augmented.
+      strategy: Controllable-augmentation strategy (§3.5, §4.3.1), one of `STRATEGIES`.
+      margin_scale / margin_lower / margin_upper: δs, δl, δu of Eq 9/11. The paper does not give
+        δs; hardness scores are products of two softmax probabilities, so the useful δs depends
+        on N and Nz (tune it so most scores land in [δl, δu], as §4.1 says).
+      learning_rate: Adam learning rate (paper: 0.003).
+      batch_size: Paper: 32.
+      l2: L2 rate on the dense weights and the looked-up embeddings (paper: 1e-7).
+      video_representation: "id" (trainable embedding), "content" (trainable projection of the
+        frozen content table) or "both" (their sum).
+      content_feature_dim: F, the width of the content table (required unless mode is "id").
+      use_<term>: Switch each loss term of Eq 16 (Table 5 ablations).
+      distance: d(.,.) of Eq 8-12. "cosine" (default): 1 - cos(a, b), i.e. half the squared
+        euclidean distance between the vectors projected onto the unit hypersphere, in [0, 2].
+        "euclidean": L2 distance between the unit-normalised vectors, in [0, 2].
+      use_nonclick_sequence: Also encode the exposed-not-clicked history (§4.1) with its own
+        scorer/encoder weights; no augmentation on it; CTR averaged over sequences.
+      num_interest_vectors: K pre-computed user-interest vectors (§4.1), fed as
+        `features.MODEL_INTEREST_VECTORS` float32 [B, K, interest_vector_dim]; 0 disables them.
+      interest_vector_dim: Width of those vectors (defaults to embedding_dim).
+      seed: Seed for the initialisers (sampling uses TensorFlow's global seed).
+    """
+
+    vocab_size: int = 1000
+    num_oov_buckets: int = 1
+    embedding_dim: int = 128
+    max_history: int = DEFAULT_MAX_HISTORY
+    units: int | None = None
+    mlp_units: tuple[int, ...] = (200, 80)
+    num_positives: int = 4
+    num_negatives: int = 4
+    num_substitutes: int = 10_000
+    filter_fraction: float = 0.5
+    replace_fraction: float = 0.5
+    min_augment_history: int = 2
+    strategy: str = "easy2hard"
+    margin_scale: float = 1.0
+    margin_lower: float = 0.5
+    margin_upper: float = 1.5
+    learning_rate: float = 0.003
+    batch_size: int = 32
+    l2: float = 1e-7
+    video_representation: str = "id"
+    content_feature_dim: int = 0
+    use_ccl: bool = True
+    use_ccl_pos: bool = True
+    use_ccl_neg: bool = True
+    use_ce: bool = True
+    use_ce_pos: bool = True
+    use_ce_neg: bool = True
+    use_cui: bool = True
+    distance: str = "cosine"
+    use_nonclick_sequence: bool = False
+    num_interest_vectors: int = 0
+    interest_vector_dim: int | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        self.mlp_units = tuple(int(u) for u in self.mlp_units)
+        self.validate()
+
+    # --- derived values -----------------------------------------------------------------------
+    @property
+    def num_embeddings(self) -> int:
+        """Rows of the video table: padding + vocabulary + OOV buckets."""
+        return 1 + self.vocab_size + self.num_oov_buckets
+
+    @property
+    def effective_units(self) -> int:
+        return self.units if self.units else self.embedding_dim
+
+    @property
+    def effective_num_substitutes(self) -> int:
+        """Nz clamped to the vocabulary (substitutes are sampled without replacement)."""
+        return min(self.num_substitutes, self.vocab_size)
+
+    @property
+    def effective_interest_vector_dim(self) -> int:
+        return self.interest_vector_dim if self.interest_vector_dim else self.embedding_dim
+
+    def loss_enabled(self, term: str) -> bool:
+        return bool(getattr(self, f"use_{term}"))
+
+    @property
+    def needs_augmentation(self) -> bool:
+        return any(self.loss_enabled(t) for t in AUGMENTATION_TERMS)
+
+    # --- checks -------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raises ValueError with a clear message on an inconsistent config."""
+
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ValueError(f"CCL4RecConfig: {msg}")
+
+        need(self.vocab_size >= 1, f"vocab_size must be >= 1, got {self.vocab_size}")
+        need(self.num_oov_buckets >= 0, "num_oov_buckets must be >= 0")
+        need(self.embedding_dim >= 1, "embedding_dim must be >= 1")
+        need(self.max_history >= 1, "max_history must be >= 1")
+        need(self.units is None or self.units >= 1, "units must be >= 1 (or None for d)")
+        need(all(u >= 1 for u in self.mlp_units), "mlp_units must be positive")
+        need(self.num_positives >= 0 and self.num_negatives >= 0, "Np/Nn must be >= 0")
+        need(self.num_substitutes >= 1, "num_substitutes must be >= 1")
+        need(0.0 < self.filter_fraction <= 1.0, "filter_fraction must be in (0, 1]")
+        need(0.0 < self.replace_fraction <= 1.0, "replace_fraction must be in (0, 1]")
+        need(self.min_augment_history >= 2, "min_augment_history must be >= 2 (keep 1 item)")
+        need(self.strategy in STRATEGIES, f"strategy must be one of {STRATEGIES}")
+        need(self.margin_scale > 0, "margin_scale must be > 0")
+        need(
+            0 <= self.margin_lower <= self.margin_upper,
+            "need 0 <= margin_lower <= margin_upper",
+        )
+        need(self.learning_rate > 0 and self.batch_size >= 1, "learning_rate/batch_size invalid")
+        need(self.l2 >= 0, "l2 must be >= 0")
+        need(
+            self.video_representation in VIDEO_REPRESENTATIONS,
+            f"video_representation must be one of {VIDEO_REPRESENTATIONS}",
+        )
+        need(
+            self.video_representation == "id" or self.content_feature_dim >= 1,
+            "content_feature_dim must be >= 1 when video_representation uses content",
+        )
+        need(self.distance in DISTANCES, f"distance must be one of {DISTANCES}")
+        need(self.num_interest_vectors >= 0, "num_interest_vectors must be >= 0")
+        need(
+            not (self.use_ccl_pos and self.num_positives == 1)
+            and not (self.use_ccl_neg and self.num_negatives == 1),
+            "contrast over positives/negatives needs num_positives/num_negatives >= 2",
+        )
+        need(
+            not ((self.use_ccl or self.use_ccl_pos or self.use_ce_pos) and self.num_positives == 0),
+            "ccl / ccl_pos / ce_pos need num_positives >= 1",
+        )
+        need(
+            not ((self.use_ccl or self.use_ccl_neg or self.use_ce_neg) and self.num_negatives == 0),
+            "ccl / ccl_neg / ce_neg need num_negatives >= 1",
+        )
+
+    # --- serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        out["mlp_units"] = list(self.mlp_units)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | str | None) -> CCL4RecConfig:
+        """Builds a config from `to_dict()` output (or its JSON string); unknown keys raise."""
+        if values is None:
+            return cls()
+        if isinstance(values, str):
+            values = json.loads(values)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"CCL4RecConfig: unknown keys {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)

@@ -1,0 +1,15 @@
+"""Keras layers of CCL4Rec."""
+
+from tf_ccl4rec.layers.ctr import CTRHead
+from tf_ccl4rec.layers.encoder import SequenceEncoder
+from tf_ccl4rec.layers.scoring import BehaviorScorer, masked_log_softmax, masked_softmax
+from tf_ccl4rec.layers.video import VideoRepresentation
+
+__all__ = [
+    "BehaviorScorer",
+    "CTRHead",
+    "SequenceEncoder",
+    "VideoRepresentation",
+    "masked_log_softmax",
+    "masked_softmax",
+]

@@ -1,0 +1,120 @@
+"""Behavior importance and substitute relatedness scoring (Eq 1-3)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# Finite stand-in for -inf: keeps exp() and its gradient NaN-free for fully masked rows.
+_MASKED_LOGIT = -1e9
+
+
+def masked_softmax(logits: tf.Tensor, mask: tf.Tensor, axis: int = -1) -> tf.Tensor:
+    """Softmax over the positions where `mask` is True only.
+
+    Hand-written because tf.nn.softmax has no mask and Keras' Softmax(mask) gives uniform
+    weights (not zeros) to fully masked rows.
+
+    Args:
+      logits: Float tensor.
+      mask: Bool tensor broadcastable to `logits`; True for real items.
+      axis: Axis to normalise over.
+
+    Returns:
+      Weights of `logits`' shape: 0 on masked positions, summing to 1 over real positions, and
+      all 0 (not NaN) where a row has no real position.
+    """
+    mask = tf.broadcast_to(mask, tf.shape(logits))
+    logits = tf.where(mask, logits, tf.cast(_MASKED_LOGIT, logits.dtype))
+    logits = logits - tf.stop_gradient(tf.reduce_max(logits, axis=axis, keepdims=True))
+    weights = tf.exp(logits) * tf.cast(mask, logits.dtype)
+    total = tf.reduce_sum(weights, axis=axis, keepdims=True)
+    return weights / tf.where(total > 0, total, tf.ones_like(total))
+
+
+def masked_log_softmax(logits: tf.Tensor, mask: tf.Tensor, axis: int = -1) -> tf.Tensor:
+    """log of `masked_softmax`, finite everywhere (masked positions get a large negative value).
+
+    Args:
+      logits: Float tensor.
+      mask: Bool tensor broadcastable to `logits`.
+      axis: Axis to normalise over.
+
+    Returns:
+      Log-weights of `logits`' shape.
+    """
+    mask = tf.broadcast_to(mask, tf.shape(logits))
+    logits = tf.where(mask, logits, tf.cast(_MASKED_LOGIT, logits.dtype))
+    return tf.nn.log_softmax(logits, axis=axis)
+
+
+class BehaviorScorer(tf.keras.layers.Layer):
+    """Bilinear relevance scores shared by importance (Eq 1-2) and relatedness (Eq 3).
+
+    Holds W1 and W2 (no bias); f(x, y) = (x W1) . (y W2).
+
+    Args:
+      units: Output size of W1 and W2.
+      kernel_regularizer: Optional regularizer for W1/W2.
+    """
+
+    def __init__(self, units: int, kernel_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self._w1 = tf.keras.layers.Dense(
+            self.units, use_bias=False, kernel_regularizer=kernel_regularizer, name="W1"
+        )
+        self._w2 = tf.keras.layers.Dense(
+            self.units, use_bias=False, kernel_regularizer=kernel_regularizer, name="W2"
+        )
+
+    @property
+    def w1(self) -> tf.Variable:
+        return self._w1.kernel
+
+    @property
+    def w2(self) -> tf.Variable:
+        return self._w2.kernel
+
+    def pairwise(self, seq: tf.Tensor) -> tf.Tensor:
+        """alpha_ij = (v_i W1) . (v_j W2) (Eq 1).
+
+        Args:
+          seq: [B, N, d] item representations.
+
+        Returns:
+          [B, N, N] relevance of item i (row) to item j (column); padding is not masked here.
+        """
+        return tf.matmul(self._w1(seq), self._w2(seq), transpose_b=True)
+
+    def importance(self, alpha_ij: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """alpha_t = sum over real j of alpha_tj (Eq 2).
+
+        Args:
+          alpha_ij: [B, N, N] from `pairwise`.
+          mask: [B, N] bool, True for real items.
+
+        Returns:
+          [B, N] importance; 0 on padded positions.
+        """
+        m = tf.cast(mask, alpha_ij.dtype)
+        return tf.reduce_sum(alpha_ij * m[:, None, :], axis=-1) * m
+
+    def relatedness(self, seq: tf.Tensor, substitutes: tf.Tensor) -> tf.Tensor:
+        """beta_tk = (v_t W1) . (z_k W2) (Eq 3).
+
+        Args:
+          seq: [B, N, d] behavior representations.
+          substitutes: [Nz, d] substitute representations shared by the batch.
+
+        Returns:
+          [B, N, Nz] relatedness of substitute k to behavior t.
+        """
+        return tf.einsum("bnu,ku->bnk", self._w1(seq), self._w2(substitutes))
+
+    def call(self, seq: tf.Tensor, mask: tf.Tensor):
+        """Returns (alpha_ij [B,N,N], alpha_t [B,N]) for `seq` [B,N,d] and `mask` [B,N]."""
+        alpha_ij = self.pairwise(seq)
+        return alpha_ij, self.importance(alpha_ij, mask)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}

@@ -1,0 +1,379 @@
+"""CCL4RecModel: the TFRS model that ties scoring, augmentation, encoding and all objectives.
+
+Inference (`call`, `user_embedding`, `score_candidates`) never augments. `compute_loss(training=
+True)` adds the hardness-aware augmentation and every enabled term of Eq 16; each term is tracked
+by its own `tf.keras.metrics.Mean` (shown in Keras logs / TensorBoard as `<term>_loss`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from tf_ccl4rec import augmentation as aug
+from tf_ccl4rec import features as F
+from tf_ccl4rec import losses
+from tf_ccl4rec.config import LOSS_TERMS, CCL4RecConfig
+from tf_ccl4rec.layers import BehaviorScorer, CTRHead, SequenceEncoder, VideoRepresentation
+
+
+def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, tf.TensorSpec]:
+    """TensorSpecs of the model inputs (batch and history length left dynamic).
+
+    Args:
+      config: The model config (decides the optional inputs).
+      with_label: Include `features.MODEL_LABEL` (training / evaluation).
+
+    Returns:
+      Dict of feature name -> tf.TensorSpec.
+    """
+    specs = {
+        F.MODEL_CLICK_HISTORY: tf.TensorSpec([None, None], tf.int64, F.MODEL_CLICK_HISTORY),
+        F.MODEL_TARGET: tf.TensorSpec([None], tf.int64, F.MODEL_TARGET),
+        F.MODEL_USER: tf.TensorSpec([None], tf.int64, F.MODEL_USER),
+    }
+    if config.use_nonclick_sequence:
+        specs[F.MODEL_NONCLICK_HISTORY] = tf.TensorSpec(
+            [None, None], tf.int64, F.MODEL_NONCLICK_HISTORY
+        )
+    if config.num_interest_vectors:
+        specs[F.MODEL_INTEREST_VECTORS] = tf.TensorSpec(
+            [None, config.num_interest_vectors, config.effective_interest_vector_dim],
+            tf.float32,
+            F.MODEL_INTEREST_VECTORS,
+        )
+    if with_label:
+        specs[F.MODEL_LABEL] = tf.TensorSpec([None], tf.float32, F.MODEL_LABEL)
+    return specs
+
+
+class CCL4RecModel(tfrs.models.Model):
+    """CCL4Rec (§3) as a `tfrs.models.Model`.
+
+    Args:
+      config: CCL4RecConfig (or its dict).
+      content_features: float32 [1 + vocab_size + num_oov_buckets, F] frozen content table
+        (row 0 = padding); required when config.video_representation is "content" or "both".
+    """
+
+    def __init__(self, config, content_features: np.ndarray | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(config, CCL4RecConfig):
+            config = CCL4RecConfig.from_dict(config)
+        config.validate()
+        if content_features is not None and config.video_representation != "id":
+            cols = np.shape(content_features)[-1]
+            if cols != config.content_feature_dim:
+                raise ValueError(
+                    f"content_features has {cols} columns, config.content_feature_dim is "
+                    f"{config.content_feature_dim}"
+                )
+        self._ccl_config = config
+        units = config.effective_units
+        reg = tf.keras.regularizers.L2(config.l2) if config.l2 > 0 else None
+        self.video = VideoRepresentation(
+            config.num_embeddings,
+            config.embedding_dim,
+            mode=config.video_representation,
+            content_features=content_features if config.video_representation != "id" else None,
+            kernel_regularizer=reg,
+            seed=config.seed,
+        )
+        self.scorer = BehaviorScorer(units, reg, name="click_scorer")
+        self.encoder = SequenceEncoder(units, reg, name="click_encoder")
+        self.ctr = CTRHead(units, config.mlp_units, reg, name="ctr")
+        # §4.1: extra sequences get their own scorer/encoder weights and no augmentation.
+        if config.use_nonclick_sequence:
+            self.nonclick_scorer = BehaviorScorer(units, reg, name="nonclick_scorer")
+            self.nonclick_encoder = SequenceEncoder(units, reg, name="nonclick_encoder")
+        if config.num_interest_vectors:
+            self.interest_projection = tf.keras.layers.Dense(
+                config.embedding_dim,
+                use_bias=False,
+                kernel_regularizer=reg,
+                name="interest_projection",
+            )
+            self.interest_scorer = BehaviorScorer(units, reg, name="interest_scorer")
+            self.interest_encoder = SequenceEncoder(units, reg, name="interest_encoder")
+        # Augmentation schedule (§3.5), advanced by ScheduleCallback, saved with the model.
+        self.training_progress = tf.Variable(
+            0.0, trainable=False, dtype=tf.float32, name="training_progress"
+        )
+        self._distance = losses.DISTANCES[config.distance]
+        names = [f"{t}_loss" for t in LOSS_TERMS if config.loss_enabled(t)]
+        names.append("embedding_l2")
+        if config.use_cui:
+            names.append("cui_user_fraction")
+        if config.needs_augmentation:
+            names += ["augmented_row_fraction", "hardness_pos", "hardness_neg"]
+        self.loss_trackers = {n: tf.keras.metrics.Mean(name=n) for n in names}
+        self.auc = tf.keras.metrics.AUC(name="auc")
+
+    # --- public API ---------------------------------------------------------------------------
+    @property
+    def config(self) -> CCL4RecConfig:
+        return self._ccl_config
+
+    def call(self, features, training=False):
+        """Click probability ŷ [B] of the target video (no augmentation).
+
+        Args:
+          features: Dict with the inputs of `feature_specs(config)`.
+          training: Unused (inference never augments).
+
+        Returns:
+          float32 [B]: the mean over sequences of sigmoid(Eq 13).
+        """
+        users = self._user_vectors(features)
+        target = self.video(self._ids(features, F.MODEL_TARGET, rank=1))
+        logits = tf.stack([self.ctr(u, target) for u in users["all"]], axis=-1)
+        return tf.reduce_mean(tf.sigmoid(logits), axis=-1)
+
+    def user_embedding(self, features) -> tf.Tensor:
+        """User vector u of the click sequence (Eq 7).
+
+        Args:
+          features: Dict with at least `features.MODEL_CLICK_HISTORY` int64 [B, N].
+
+        Returns:
+          float32 [B, units].
+        """
+        return self._encode_click(features)[0]
+
+    def score_candidates(self, features, candidate_indices) -> tf.Tensor:
+        """Click probabilities of C candidate videos per user with the same CTR head as `call`.
+
+        Args:
+          features: Dict with the history inputs of `feature_specs(config)` (no target needed).
+          candidate_indices: int [B, C] video indices.
+
+        Returns:
+          float32 [B, C].
+        """
+        candidate_indices = tf.convert_to_tensor(candidate_indices)
+        if candidate_indices.shape.rank != 2:
+            raise ValueError(
+                f"candidate_indices must be [B, C], got shape {candidate_indices.shape}"
+            )
+        items = self.video(candidate_indices)  # [B, C, d]
+        num = tf.shape(candidate_indices)[1]
+        probs = []
+        for u in self._user_vectors(features)["all"]:
+            tiled = tf.tile(u[:, None, :], [1, num, 1])
+            probs.append(tf.sigmoid(self.ctr(tiled, items)))
+        return tf.reduce_mean(tf.stack(probs, axis=-1), axis=-1)
+
+    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+        """Eq 16: the sum of the enabled terms (augmented terms only when training).
+
+        Args:
+          inputs: Feature dict including `features.MODEL_LABEL` and `features.MODEL_USER`.
+          training: Adds the augmentation and the contrastive / augmented CE terms.
+
+        Returns:
+          Scalar loss (the Keras kernel L2 is added by the TFRS train step; the L2 of the
+          looked-up embeddings is included here).
+        """
+        cfg = self.config
+        if F.MODEL_LABEL not in inputs:
+            raise KeyError(f"compute_loss needs the label feature {F.MODEL_LABEL!r}")
+        labels = tf.reshape(tf.cast(inputs[F.MODEL_LABEL], tf.float32), [-1])
+        users = self._user_vectors(inputs)
+        u, seq, mask, alpha_t = users["click"]
+        target = self.video(self._ids(inputs, F.MODEL_TARGET, rank=1))
+        extra_logits = [self.ctr(x, target) for x in users["all"][1:]]
+        logits = tf.stack([self.ctr(u, target)] + extra_logits, axis=-1)  # [B, S]
+        probs = tf.reduce_mean(tf.sigmoid(logits), axis=-1)
+        terms = {}
+        if cfg.use_ce:
+            terms["ce"] = losses.binary_cross_entropy(labels, logits)
+        if cfg.use_cui:
+            user_ids = self._ids(inputs, F.MODEL_USER, rank=1)
+            terms["cui"], fraction = losses.cui_loss(probs, labels, user_ids, True)
+            self.loss_trackers["cui_user_fraction"].update_state(fraction)
+        if training and cfg.needs_augmentation:
+            terms.update(self._augmented_terms(u, seq, mask, alpha_t, target, extra_logits, labels))
+        # Per-batch L2 on the looked-up vectors only (hand-written: a table regularizer would
+        # touch every row of a million-video table at every step).
+        emb_l2 = cfg.l2 * (tf.reduce_sum(tf.square(seq)) + tf.reduce_sum(tf.square(target)))
+        for name, value in terms.items():
+            self.loss_trackers[f"{name}_loss"].update_state(value)
+        self.loss_trackers["embedding_l2"].update_state(emb_l2)
+        self.auc.update_state(labels, probs)
+        return tf.add_n(list(terms.values()) + [emb_l2])
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameter counts split into per-video tables and the rest.
+
+        Returns:
+          Dict with "embedding" (trainable id table + frozen content table), "non_embedding"
+          (all other trainable weights), "trainable" and "total".
+        """
+        self._build_if_needed()
+        tables = self.video.embedding_variables
+        table_ids = {id(v) for v in tables}
+        embedding = int(sum(np.prod(v.shape) for v in tables))
+        non_embedding = int(
+            sum(np.prod(v.shape) for v in self.trainable_variables if id(v) not in table_ids)
+        )
+        trainable = int(sum(np.prod(v.shape) for v in self.trainable_variables))
+        return {
+            "embedding": embedding,
+            "non_embedding": non_embedding,
+            "trainable": trainable,
+            "total": embedding + non_embedding,
+        }
+
+    def get_config(self):
+        return {"config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(CCL4RecConfig.from_dict(config["config"]))
+
+    # --- internals ----------------------------------------------------------------------------
+    @staticmethod
+    def _ids(features, name, rank):
+        if name not in features:
+            raise KeyError(f"CCL4RecModel: missing input feature {name!r}")
+        ids = tf.cast(features[name], tf.int64)
+        if rank == 1:
+            return tf.reshape(ids, [-1])
+        if ids.shape.rank is not None and ids.shape.rank != 2:
+            raise ValueError(f"feature {name!r} must be [B, N], got shape {ids.shape}")
+        return ids
+
+    def _encode(self, seq, mask, scorer, encoder):
+        alpha_ij, alpha_t = scorer(seq, mask)
+        return encoder(seq, alpha_ij, alpha_t, mask), alpha_t
+
+    def _encode_click(self, features):
+        ids = self._ids(features, F.MODEL_CLICK_HISTORY, rank=2)
+        mask = tf.not_equal(ids, F.PAD_ID)
+        seq = self.video(ids)
+        u, alpha_t = self._encode(seq, mask, self.scorer, self.encoder)
+        return u, seq, mask, alpha_t
+
+    def _user_vectors(self, features):
+        click = self._encode_click(features)
+        out = [click[0]]
+        if self.config.use_nonclick_sequence:
+            ids = self._ids(features, F.MODEL_NONCLICK_HISTORY, rank=2)
+            mask = tf.not_equal(ids, F.PAD_ID)
+            u, _ = self._encode(self.video(ids), mask, self.nonclick_scorer, self.nonclick_encoder)
+            out.append(u)
+        if self.config.num_interest_vectors:
+            if F.MODEL_INTEREST_VECTORS not in features:
+                raise KeyError(f"CCL4RecModel: missing input feature {F.MODEL_INTEREST_VECTORS!r}")
+            vectors = self.interest_projection(
+                tf.cast(features[F.MODEL_INTEREST_VECTORS], tf.float32)
+            )
+            mask = tf.ones(tf.shape(vectors)[:2], tf.bool)
+            u, _ = self._encode(vectors, mask, self.interest_scorer, self.interest_encoder)
+            out.append(u)
+        return {"click": click, "all": out}
+
+    def _encode_samples(self, sequences, mask):
+        # [B, S, N, d] -> [B, S, units] with the click-sequence weights.
+        shape = tf.shape(sequences)
+        flat = tf.reshape(sequences, [-1, shape[2], shape[3]])
+        flat_mask = tf.reshape(tf.tile(mask[:, None, :], [1, shape[1], 1]), [-1, shape[2]])
+        u, _ = self._encode(flat, flat_mask, self.scorer, self.encoder)
+        return tf.reshape(u, [shape[0], shape[1], -1])
+
+    def _sample_logits(self, u_samples, target, extra_logits):
+        # Per-sample logits [B, S, 1 + extra]: the augmented click sequence replaces the original
+        # one; the (non-augmented) extra sequences keep their logits.
+        num = tf.shape(u_samples)[1]
+        tiled_target = tf.tile(target[:, None, :], [1, num, 1])
+        logits = [self.ctr(u_samples, tiled_target)]
+        logits += [tf.tile(x[:, None], [1, num]) for x in extra_logits]
+        return tf.stack(logits, axis=-1)
+
+    def _augmented_terms(self, u, seq, mask, alpha_t, target, extra_logits, labels):
+        cfg = self.config
+        sub_ids = aug.sample_substitute_ids(cfg.vocab_size, cfg.effective_num_substitutes)
+        sub_emb = self.video(sub_ids)
+        # Relatedness is only used for sampling and hardness: no gradient needed.
+        beta = tf.stop_gradient(
+            self.scorer.relatedness(tf.stop_gradient(seq), tf.stop_gradient(sub_emb))
+        )
+        t = aug.strategy_hard_weight(cfg.strategy, self.training_progress)
+        alpha_t = tf.stop_gradient(alpha_t)
+        margins = (cfg.margin_scale, cfg.margin_lower, cfg.margin_upper)
+        terms = {}
+        need_pos = cfg.use_ccl or cfg.use_ccl_pos or cfg.use_ce_pos
+        need_neg = cfg.use_ccl or cfg.use_ccl_neg or cfg.use_ce_neg
+        pos = neg = None
+        if need_pos:
+            pos = aug.augment(seq, mask, alpha_t, beta, sub_emb, cfg.num_positives, True, t, cfg)
+            row_valid = pos.row_valid
+        if need_neg:
+            neg = aug.augment(seq, mask, alpha_t, beta, sub_emb, cfg.num_negatives, False, t, cfg)
+            row_valid = neg.row_valid
+        row_w = tf.cast(row_valid, tf.float32)
+        self.loss_trackers["augmented_row_fraction"].update_state(tf.reduce_mean(row_w))
+        if pos is not None:
+            u_pos = self._encode_samples(pos.sequences, mask)
+            d_pos = self._distance(u[:, None, :], u_pos)
+            self.loss_trackers["hardness_pos"].update_state(pos.hardness, row_w[:, None])
+        if neg is not None:
+            u_neg = self._encode_samples(neg.sequences, mask)
+            d_neg = self._distance(u[:, None, :], u_neg)
+            self.loss_trackers["hardness_neg"].update_state(neg.hardness, row_w[:, None])
+        if cfg.use_ccl:
+            terms["ccl"] = losses.ccl_loss(
+                d_pos, d_neg, pos.hardness, neg.hardness, *margins, sample_weight=row_w
+            )
+        if cfg.use_ccl_pos:
+            terms["ccl_pos"] = losses.ccl_positive_loss(
+                d_pos, pos.hardness, *margins, sample_weight=row_w
+            )
+        if cfg.use_ccl_neg:
+            terms["ccl_neg"] = losses.ccl_negative_loss(
+                d_neg, neg.hardness, *margins, sample_weight=row_w
+            )
+        if cfg.use_ce_pos:
+            logits = self._sample_logits(u_pos, target, extra_logits)
+            weight = tf.broadcast_to(row_w[:, None], tf.shape(logits)[:2])
+            terms["ce_pos"] = losses.binary_cross_entropy(
+                tf.broadcast_to(labels[:, None], tf.shape(weight)), logits, weight
+            )
+        if cfg.use_ce_neg:
+            # §3.5.2: labels reversed (1 -> 0), label-0 targets disregarded.
+            logits = self._sample_logits(u_neg, target, extra_logits)
+            weight = tf.broadcast_to((row_w * labels)[:, None], tf.shape(logits)[:2])
+            terms["ce_neg"] = losses.binary_cross_entropy(tf.zeros_like(weight), logits, weight)
+        return terms
+
+    def _build_if_needed(self):
+        if self.built and self.scorer.built:
+            return
+        dummy = {
+            name: tf.zeros([1] + [d if d is not None else 2 for d in spec.shape[1:]], spec.dtype)
+            for name, spec in feature_specs(self.config).items()
+        }
+        self(dummy)
+
+
+class ScheduleCallback(tf.keras.callbacks.Callback):
+    """Advances `model.training_progress` = min(step / total_steps, 1) before every batch.
+
+    Args:
+      total_steps: Optimizer steps over which the schedule of §3.5 goes from 0 to 1.
+    """
+
+    def __init__(self, total_steps: int):
+        super().__init__()
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+        self.total_steps = int(total_steps)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        self.model.training_progress.assign(min(step / self.total_steps, 1.0))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["training_progress"] = float(self.model.training_progress.numpy())
