@@ -1,0 +1,254 @@
+"""The Beam example builder: hand-checked examples, leak-free histories, splits, bad rows."""
+
+import numpy as np
+import pytest
+from data_helpers import write_log
+
+from tf_ccl4rec import features as F
+from tf_ccl4rec.data import examples, quality, raw_log
+from tf_ccl4rec.data.raw_log import Interaction
+
+# A hand-checked log. u1 has a tie at t=200 (b, c): neither is in the other's history.
+HEADER = ["user_id", "video_id", "timestamp", "click", "category"]
+ROWS = [
+    ["u1", "d", 300, 1, "c1"],  # rows out of time order on purpose
+    ["u1", "a", 100, 1, "c1"],
+    ["u1", "b", 200, 0, "c2"],
+    ["u1", "c", 200, 1, "c1"],
+    ["u1", "e", 400, 0, "c2"],
+    ["u2", "a", 50, 0, ""],
+    ["u2", "b", 60, 1, ""],
+]
+
+
+def _ex(user, video, ts, label, clicks, nonclicks, category=None):
+    out = {
+        F.USER_ID: [user.encode()],
+        F.VIDEO_ID: [video.encode()],
+        F.TIMESTAMP: [ts],
+        F.LABEL: [label],
+        F.CLICK_HISTORY: [v.encode() for v in clicks],
+        F.NONCLICK_HISTORY: [v.encode() for v in nonclicks],
+    }
+    if category:
+        out[F.CATEGORY] = [category.encode()]
+    return out
+
+
+# max_history=2, eval_fraction=0.2: u1 has 5 exposures -> last 1 is eval; u2 has 2 -> none.
+EXPECTED_TRAIN = [
+    _ex("u1", "a", 100, 1, [], [], "c1"),
+    _ex("u1", "b", 200, 0, ["a"], [], "c2"),
+    _ex("u1", "c", 200, 1, ["a"], [], "c1"),
+    _ex("u1", "d", 300, 1, ["a", "c"], ["b"], "c1"),
+    _ex("u2", "a", 50, 0, [], []),
+    _ex("u2", "b", 60, 1, [], ["a"]),
+]
+EXPECTED_EVAL = [_ex("u1", "e", 400, 0, ["c", "d"], ["b"], "c2")]
+
+
+def _key(ex):
+    return (ex[F.USER_ID], ex[F.TIMESTAMP], ex[F.VIDEO_ID])
+
+
+def _sorted(exs):
+    return sorted(exs, key=_key)
+
+
+def _interactions(rows):
+    return [Interaction(u, v, int(t), int(c), cat) for u, v, t, c, cat in rows]
+
+
+def _as_lists(feats):
+    return {
+        k: (list(v) if isinstance(v, list) else [v]) for k, v in feats.items()
+    }  # scalars -> one-element lists, like a decoded tf.Example
+
+
+def test_pure_builder_matches_hand_checked_examples():
+    opts = examples.ExampleOptions(max_history=2, eval_fraction=0.2)
+    got = {"train": [], "eval": []}
+    for user in ("u1", "u2"):
+        rows = [r for r in _interactions(ROWS) if r.user_id == user]
+        for split, feats in examples.build_user_examples(rows, opts, has_split=False):
+            got[split].append(_as_lists(feats))
+    assert _sorted(got["train"]) == _sorted(EXPECTED_TRAIN)
+    assert got["eval"] == EXPECTED_EVAL
+
+
+def test_static_history_is_the_whole_training_history():
+    opts = examples.ExampleOptions(max_history=2, eval_fraction=0.2, static_history=True)
+    rows = [r for r in _interactions(ROWS) if r.user_id == "u1"]
+    out = examples.build_user_examples(rows, opts, has_split=False)
+    assert [s for s, _ in out] == ["train"] * 4 + ["eval"]
+    for _, feats in out:  # train clicks a, c, d -> newest two; train non-clicks b
+        assert feats[F.CLICK_HISTORY] == [b"c", b"d"]
+        assert feats[F.NONCLICK_HISTORY] == [b"b"]
+
+
+def test_provided_split_train_history_sees_only_train_rows():
+    rows = [
+        Interaction("u", "a", 10, 1, "", "train"),
+        Interaction("u", "b", 20, 1, "", "eval"),
+        Interaction("u", "c", 30, 0, "", "train"),
+        Interaction("u", "d", 40, 0, "", "eval"),
+    ]
+    opts = examples.ExampleOptions(eval_fraction=0.0)
+    out = {f[F.VIDEO_ID]: (s, f) for s, f in examples.build_user_examples(rows, opts, True)}
+    assert out[b"c"][0] == "train"
+    assert out[b"c"][1][F.CLICK_HISTORY] == [b"a"]  # b is eval: not in a train history
+    assert out[b"d"][0] == "eval"
+    assert out[b"d"][1][F.CLICK_HISTORY] == [b"a", b"b"]
+    assert out[b"d"][1][F.NONCLICK_HISTORY] == [b"c"]
+
+
+@pytest.mark.parametrize("n,fraction,expected", [(5, 0.2, 1), (4, 0.2, 0), (100, 0.57, 57)])
+def test_eval_count(n, fraction, expected):
+    assert examples.eval_count(n, fraction) == expected
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError, match="max_history"):
+        examples.ExampleOptions(max_history=0)
+    with pytest.raises(ValueError, match="eval_fraction"):
+        examples.ExampleOptions(eval_fraction=1.0)
+
+
+def test_direct_runner_produces_exactly_the_expected_examples(tmp_path, build):
+
+    root = write_log(tmp_path / "log", ROWS, HEADER)
+    train, eval_, report = build(root, max_history=2, eval_fraction=0.2)
+    assert _sorted(train) == _sorted(EXPECTED_TRAIN)
+    assert eval_ == EXPECTED_EVAL
+    for ex in train + eval_:  # leak-free: every history item is strictly earlier for that user
+        ts = ex[F.TIMESTAMP][0]
+        earlier = {r[1].encode() for r in ROWS if r[0].encode() == ex[F.USER_ID][0] and r[2] < ts}
+        assert set(ex[F.CLICK_HISTORY]) | set(ex[F.NONCLICK_HISTORY]) <= earlier
+    assert report["examples"] == {"eval": 1, "train": 6}
+    assert report["interactions"]["kept_rows"] == len(ROWS)
+
+
+def test_synthetic_log_histories_are_leak_free_and_split_by_time(tmp_path, build):
+    from tf_ccl4rec.data import synth
+
+    log = synth.generate(synth.SynthConfig(users=12, videos=60, topics=4, exposures_per_user=25))
+    synth.write(log, str(tmp_path / "syn"))
+    train, eval_, report = build(tmp_path / "syn", max_history=5, eval_fraction=0.25)
+    quality.check_reconciles(report)
+    frame = log.interactions
+    assert len(train) + len(eval_) == len(frame)
+    by_user = {u: g for u, g in frame.groupby(F.RAW_USER_ID)}
+    for split, exs in (("train", train), ("eval", eval_)):
+        for ex in exs:
+            g = by_user[ex[F.USER_ID][0].decode()]
+            t = ex[F.TIMESTAMP][0]
+            before = g[g[F.RAW_TIMESTAMP] < t]
+            clicked = set(before[before[F.RAW_CLICK] == 1][F.RAW_VIDEO_ID])
+            skipped = set(before[before[F.RAW_CLICK] == 0][F.RAW_VIDEO_ID])
+            assert {v.decode() for v in ex[F.CLICK_HISTORY]} <= clicked
+            assert {v.decode() for v in ex[F.NONCLICK_HISTORY]} <= skipped
+            assert len(ex[F.CLICK_HISTORY]) <= 5 and len(ex[F.NONCLICK_HISTORY]) <= 5
+            # The newest history item is the newest earlier click (cut keeps the newest).
+            if ex[F.CLICK_HISTORY] and split == "train":
+                newest = before[before[F.RAW_CLICK] == 1].sort_values(F.RAW_TIMESTAMP)
+                assert ex[F.CLICK_HISTORY][-1].decode() in set(
+                    newest[newest[F.RAW_TIMESTAMP] == newest[F.RAW_TIMESTAMP].max()][F.RAW_VIDEO_ID]
+                )
+    n_eval = {u: examples.eval_count(len(g), 0.25) for u, g in by_user.items()}
+    assert len(eval_) == sum(n_eval.values())
+    for ex in eval_:  # eval exposures are each user's latest
+        g = by_user[ex[F.USER_ID][0].decode()]
+        assert ex[F.TIMESTAMP][0] >= sorted(g[F.RAW_TIMESTAMP])[-n_eval[g.iloc[0, 0]]]
+
+
+# --- bad input: every kind counted, ledgers reconcile, counters agree ---------------------------
+
+BAD_HEADER = ["user_id", "video_id", "timestamp", "click", "split"]
+FEATURE_IDS = ["v1", "v2", "v3", "v4", "v5", "v1"]
+FEATURES = np.array(
+    [[0, 0, 1], [0, 1, 0], [1, 0, 0], [np.nan, 0, 0], [0, np.inf, 0], [1, 1, 1]], np.float32
+)
+BAD_ROWS = [
+    ["u1", "v1", 1, 1, "train"],
+    ["u1", "v2", 2, 0, "train"],
+    ["u1", "v3", 3, 1, "eval"],
+    ["u2", "v1", 5, 0, "train"],
+    "u1,v2,4,1",  # missing field (4 of 5)
+    "u1,,4,1,train",  # missing field (empty video id)
+    "u3,v1,4,1,train,extra",  # missing field (6 of 5)
+    ["u1", "v2", "abc", 1, "train"],  # non-numeric timestamp
+    ["u1", "v2", "nan", 1, "train"],  # non-numeric timestamp
+    ["u1", "v2", 6, 2, "train"],  # click not 0/1
+    ["u1", "v2", 7, "yes", "train"],  # click not 0/1
+    ["u1", "v2", 8, 1, "test"],  # split not train/eval
+    ["u1", "v1", 1, 1, "train"],  # duplicate
+    ["u1", "v1", 1, 1, "train"],  # duplicate
+    ["u1", "v9", 8, 1, "train"],  # unknown video
+    ["u2", "v4", 9, 1, "train"],  # video whose features are NaN -> unknown
+]
+EXPECTED_BAD = {
+    raw_log.MISSING_FIELD: 3,
+    raw_log.NON_NUMERIC_TIMESTAMP: 2,
+    raw_log.BAD_CLICK: 2,
+    raw_log.BAD_SPLIT: 1,
+    raw_log.DUPLICATE_ROW: 2,
+    raw_log.UNKNOWN_VIDEO: 2,
+}
+
+
+def test_every_bad_kind_is_counted_and_reconciles(tmp_path, build):
+
+    root = write_log(tmp_path / "bad", BAD_ROWS, BAD_HEADER, (FEATURE_IDS, FEATURES))
+    train, eval_, report = build(root)
+    inter, feats = report["interactions"], report["video_features"]
+    assert inter["bad_rows"] == EXPECTED_BAD
+    assert inter["input_rows"] == len(BAD_ROWS)
+    assert inter["kept_rows"] == 4 and inter["reconciles"]
+    assert feats == {
+        "input_rows": 6,
+        "kept_rows": 3,
+        "bad_rows": {
+            raw_log.NON_FINITE_FEATURE: 2,
+            raw_log.WRONG_FEATURE_WIDTH: 0,
+            raw_log.DUPLICATE_FEATURE_ID: 1,
+        },
+        "reconciles": True,
+    }
+    assert (len(train), len(eval_)) == (3, 1)  # provided split column kept
+    # Beam counters carry the same numbers as the JSON report.
+    counters = report["counters"]
+    for ledger in (quality.INTERACTIONS, quality.VIDEO_FEATURES):
+        for kind, n in report[ledger]["bad_rows"].items():
+            assert counters.get(quality.counter_name(ledger, kind), 0) == n, kind
+        for total in ("input_rows", "kept_rows"):
+            assert counters[quality.counter_name(ledger, total)] == report[ledger][total]
+    assert counters["examples.train"] == 3 and counters["examples.eval"] == 1
+
+
+def test_wrong_feature_width_is_counted(tmp_path, build):
+
+    ids = ["v1", "v2"]
+    root = write_log(
+        tmp_path / "w", [["u", "v1", 1, 1], ["u", "v2", 2, 0]], None, (ids, np.ones((2, 3)))
+    )
+    train, eval_, report = build(root, feature_dim=4, eval_fraction=0.0)
+    assert report["video_features"]["bad_rows"][raw_log.WRONG_FEATURE_WIDTH] == 2
+    assert report["interactions"]["bad_rows"][raw_log.UNKNOWN_VIDEO] == 2
+    assert report["interactions"]["reconciles"] and report["video_features"]["reconciles"]
+    assert train == [] and eval_ == []
+
+
+def test_strict_fails_on_the_first_bad_row(tmp_path, build):
+
+    root = write_log(tmp_path / "s", [["u", "v1", 1, 1], ["u", "v2", "later", 0]])
+    with pytest.raises(Exception, match="strict: bad input row .non_numeric_timestamp"):
+        build(root, strict=True)
+
+
+def test_layout_errors_are_clear(tmp_path):
+
+    with pytest.raises(FileNotFoundError, match="interactions.csv"):
+        examples.BuildExamples(str(tmp_path))
+    root = write_log(tmp_path / "h", [["u", "v", 1]], ["user_id", "video_id", "timestamp"])
+    with pytest.raises(ValueError, match="lacks required column"):
+        examples.BuildExamples(root)
