@@ -160,6 +160,22 @@ def write_config(path: str, config) -> str:
     return path
 
 
+def write_push_config(
+    push_base: str,
+    model_name: str = DEFAULT_MODEL_NAME,
+    policy: VersionPolicy | str = "latest:1",
+    labels: Mapping[str, int] | None = None,
+) -> str:
+    """Writes ``<push_base>/models.config`` for the model pushed to ``<push_base>/<model_name>/``.
+
+    Returns:
+      The config path, for ``tensorflow_model_server --model_config_file=`` or
+      ``ccl4rec serve --model-config-file``.
+    """
+    config = build_config(os.path.join(push_base, model_name), model_name, policy, labels)
+    return write_config(os.path.join(push_base, CONFIG_FILE), config)
+
+
 def read_config(path: str):
     """Parses a ``models.config`` text proto into a ``ModelServerConfig``.
 

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): training, inference and serving figures for the notes."""
