@@ -138,7 +138,7 @@ def build_config(
     config = model_server_config_pb2.ModelServerConfig()
     model = config.model_config_list.config.add()
     model.name = model_name
-    model.base_path = os.path.abspath(base_path)
+    model.base_path = base_path if os.path.isabs(base_path) else os.path.abspath(base_path)
     model.model_platform = "tensorflow"
     model.model_version_policy.CopyFrom(policy.to_proto())
     for label, version in (labels or {}).items():
@@ -165,14 +165,24 @@ def write_push_config(
     model_name: str = DEFAULT_MODEL_NAME,
     policy: VersionPolicy | str = "latest:1",
     labels: Mapping[str, int] | None = None,
+    server_push_base: str | None = None,
 ) -> str:
     """Writes ``<push_base>/models.config`` for the model pushed to ``<push_base>/<model_name>/``.
+
+    Args:
+      push_base: the Pusher's base directory.
+      model_name: the model (and sub-directory) name.
+      policy: version policy, e.g. ``latest:1`` or ``specific:3,4``.
+      labels: ``{label: version}``, e.g. ``{"stable": 3, "canary": 4}``.
+      server_push_base: ``push_base`` as the server sees it (e.g. ``/models`` inside the
+        ``tensorflow/serving`` container); default ``push_base``.
 
     Returns:
       The config path, for ``tensorflow_model_server --model_config_file=`` or
       ``ccl4rec serve --model-config-file``.
     """
-    config = build_config(os.path.join(push_base, model_name), model_name, policy, labels)
+    base = server_push_base or os.path.abspath(push_base)
+    config = build_config(os.path.join(base, model_name), model_name, policy, labels)
     return write_config(os.path.join(push_base, CONFIG_FILE), config)
 
 

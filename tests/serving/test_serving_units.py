@@ -70,12 +70,10 @@ def test_bad_version_policy_is_a_clear_error(bad):
 
 
 def test_models_config_is_a_tf_serving_text_proto(tmp_path):
-    path = mc.write_config(
-        str(tmp_path / mc.CONFIG_FILE),
-        mc.build_config(
-            str(tmp_path / MODEL), MODEL, "specific:3,4", mc.parse_labels("stable=3,canary=4")
-        ),
+    path = mc.write_push_config(
+        str(tmp_path), MODEL, "specific:3,4", mc.parse_labels("stable=3,canary=4")
     )
+    assert path == str(tmp_path / mc.CONFIG_FILE)
     text = open(path).read()
     parsed = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
     model = parsed.model_config_list.config[0]
@@ -85,6 +83,12 @@ def test_models_config_is_a_tf_serving_text_proto(tmp_path):
     assert dict(model.version_labels) == {"stable": 3, "canary": 4}
     name, base, policy, labels = mc.single_model(mc.read_config(path))
     assert (name, base, str(policy), labels) == (MODEL, model.base_path, "specific:3,4", labels)
+
+
+def test_push_config_can_name_the_servers_view_of_the_push_dir(tmp_path):
+    path = mc.write_push_config(str(tmp_path), MODEL, server_push_base="/models")
+    name, base, policy, _ = mc.single_model(mc.read_config(path))
+    assert (name, base, str(policy)) == (MODEL, "/models/ccl4rec", "latest:1")
 
 
 def test_bad_labels_and_config_are_clear_errors(tmp_path):
