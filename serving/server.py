@@ -189,6 +189,14 @@ class ModelManager:
                     )
                     continue
                 self._set_status(version, _State.AVAILABLE)
+                problems = sig.contract_violations(loaded[version].signature_defs)
+                if problems:  # served anyway (TF Serving would), but the operator should know
+                    log.warning(
+                        "%s version %d breaks the signature contract: %s",
+                        self.model_name,
+                        version,
+                        "; ".join(problems),
+                    )
             self._swap({v: loaded[v] for v in loaded if v in self.policy.select(eligible)})
         # Versions that left the policy (or the disk) are unloaded.
         keep = set(self.policy.select(eligible))

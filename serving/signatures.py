@@ -260,3 +260,58 @@ def set_model_spec(spec, model_name, signature_name=None, version=None, version_
         spec.version.value = int(version)
     if version_label is not None:
         spec.version_label = version_label
+
+
+def contract_violations(signature_defs: Mapping) -> list[str]:
+    """What in ``{name: SignatureDef}`` breaks the contract above (empty list = conforms).
+
+    Checks every contract signature is present with exactly the contract's input and output
+    aliases, dtypes and ranks. Extra signatures are allowed.
+
+    Args:
+      signature_defs: e.g. ``GetModelMetadata``'s ``SignatureDefMap.signature_def`` or a
+        MetaGraphDef's ``signature_def``.
+
+    Returns:
+      Human-readable problems, one per line.
+    """
+    import tensorflow as tf
+
+    problems = []
+
+    def described(tensor_infos):
+        out = {}
+        for alias, info in tensor_infos.items():
+            rank = -1 if info.tensor_shape.unknown_rank else len(info.tensor_shape.dim)
+            out[alias] = (tf.as_dtype(info.dtype).name, rank)
+        return out
+
+    for name in SIGNATURE_NAMES:
+        if name not in signature_defs:
+            problems.append(f"missing signature {name!r}")
+            continue
+        for side, want, got in (
+            ("input", INPUTS[name], described(signature_defs[name].inputs)),
+            ("output", OUTPUTS[name], described(signature_defs[name].outputs)),
+        ):
+            if got != want:
+                problems.append(f"{name}: {side}s are {got}, the contract says {want}")
+    return problems
+
+
+def validate_export(saved_model_dir: str) -> list[str]:
+    """``contract_violations`` of the SavedModel in ``saved_model_dir`` (reads saved_model.pb).
+
+    Raises:
+      OSError: if ``saved_model_dir`` has no readable saved_model.pb.
+    """
+    import os
+
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    if not proto.meta_graphs:
+        return ["saved_model.pb holds no MetaGraph"]
+    return contract_violations(proto.meta_graphs[0].signature_def)

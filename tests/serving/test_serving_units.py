@@ -113,6 +113,27 @@ def test_pad_ids_pads_right_and_accepts_str_bytes_int():
         sig.recommend_inputs([["a"]], 0)
 
 
+def test_contract_check_accepts_the_toy_export_and_names_what_breaks(tmp_path):
+    path = toy_model.save_toy_model(str(tmp_path / "m"), 1, vocab_size=5)
+    assert sig.validate_export(path) == []
+    sdefs = dict(_signature_defs(path))
+    del sdefs[sig.USER_EMBEDDING]
+    sdefs[sig.RECOMMEND].inputs[sig.K].dtype = 9  # DT_INT64 instead of DT_INT32
+    problems = sig.contract_violations(sdefs)
+    assert len(problems) == 2
+    assert "missing signature 'user_embedding'" in problems
+    assert any(p.startswith("recommend: inputs") and "int64" in p for p in problems)
+
+
+def _signature_defs(path):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, layout.SAVED_MODEL_FILE), "rb") as f:
+        proto.ParseFromString(f.read())
+    return proto.meta_graphs[0].signature_def
+
+
 # --- version manager (in-process, deterministic polls) ----------------------------------------
 def test_manager_loads_only_settled_published_versions(tmp_path):
     base = str(tmp_path)
