@@ -56,6 +56,8 @@ class ServerProcess:
                 f"--model_config_file={config_file}",
                 "--file_system_poll_wait_seconds=1",
                 "--allow_version_labels_for_unavailable_models=true",
+                # default: 5 retries 60 s apart, so a corrupt version would sit in LOADING
+                "--max_num_load_retries=0",
             ]
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=REPO)
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in terminate)
