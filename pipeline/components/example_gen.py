@@ -77,17 +77,37 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         )
         data_root = exec_properties[DATA_ROOT_KEY]
         logging.info("CCL4RecExampleGen: %s -> %s (%s)", data_root, artifact.uri, options)
-        with self._make_beam_pipeline() as pipeline:
-            _ = (
-                pipeline
-                | "BuildExamples" >> examples.BuildExamples(data_root, options)
-                | "WriteExamples" >> examples.WriteExamples(artifact.uri)
-            )
+        pipeline = self._make_beam_pipeline()
+        _ = (
+            pipeline
+            | "BuildExamples" >> examples.BuildExamples(data_root, options)
+            | "WriteExamples" >> examples.WriteExamples(artifact.uri)
+        )
+        result = pipeline.run()
+        result.wait_until_finish()
+        _log_counters(result)
         examples_utils.set_payload_format(artifact, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(artifact, "tfrecords_gzip")
         report_path = os.path.join(artifact.uri, quality.REPORT_FILE)
         report = io_utils.read_string_file(report_path)
         logging.info("CCL4RecExampleGen data quality (%s):\n%s", report_path, report)
+
+
+def _log_counters(result) -> None:
+    """Logs the builder's Beam counters (not every runner can be queried after the run)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from tf_ccl4rec.data import quality
+
+    try:
+        query = result.metrics().query(MetricsFilter().with_namespace(quality.METRICS_NAMESPACE))
+    except (NotImplementedError, AttributeError) as err:
+        logging.info("CCL4RecExampleGen: runner cannot report Beam counters (%s)", err)
+        return
+    for counter in sorted(query.get("counters", []), key=lambda c: c.key.metric.name):
+        logging.info(
+            "CCL4RecExampleGen counter %s = %s", counter.key.metric.name, counter.committed
+        )
 
 
 class CCL4RecExampleGen(base_beam_component.BaseBeamComponent):
