@@ -9,8 +9,18 @@ import os
 import sys
 
 
+def quiet_import_warnings() -> None:
+    """Hides warnings that third-party packages print at import time and users cannot act on."""
+    import warnings
+
+    # google-cloud packages (via apache-beam[gcp]) warn about Python 3.10 on every import.
+    warnings.filterwarnings("ignore", message="You are using a non-supported Python version")
+
+
 def ensure_legacy_keras() -> None:
     """Sets TF_USE_LEGACY_KERAS=1, failing loudly if TensorFlow was imported without it."""
+    # TF's C++ INFO/WARNING lines drown progress output; errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
         return
     os.environ["TF_USE_LEGACY_KERAS"] = "1"

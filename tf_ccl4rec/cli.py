@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-from tf_ccl4rec._env import ensure_legacy_keras
+from tf_ccl4rec._env import ensure_legacy_keras, quiet_import_warnings
 
 # name -> (module implementing it, one-line help, issue that builds it)
 SUBCOMMANDS = {
@@ -50,6 +50,7 @@ def build_parser(load=None):
 
 def main(argv=None) -> int:
     ensure_legacy_keras()
+    quiet_import_warnings()
     argv = sys.argv[1:] if argv is None else list(argv)
     # Only the chosen subcommand's module is imported (it may import TensorFlow).
     chosen = next((a for a in argv if not a.startswith("-")), None)

@@ -48,3 +48,21 @@ MODEL_LABEL = LABEL  # float32 [B] after Transform
 DEFAULT_MAX_HISTORY = 160  # the paper's (THACIL's) MAX_LENGTH
 # Optional pre-computed user-interest vectors (§4.1; CCL4RecConfig.num_interest_vectors > 0).
 MODEL_INTEREST_VECTORS = "interest_vectors"  # float32 [B, K, F]
+
+# --- Slicing features (tf.Example only; read by the Evaluator, ignored by Transform) -------------
+# Buckets of the user's number of training exposures and of the target video's number of training
+# exposures, e.g. b"010-049"; computed by the example builder over the train split.
+USER_ACTIVITY_BUCKET = "user_activity_bucket"
+VIDEO_POPULARITY_BUCKET = "video_popularity_bucket"
+ACTIVITY_BUCKET_EDGES = (10, 50, 200)  # -> "000-009", "010-049", "050-199", "200+"
+POPULARITY_BUCKET_EDGES = (5, 50, 500)  # -> "000-004", "005-049", "050-499", "500+"
+
+
+def bucket_label(count: int, edges) -> str:
+    """Names the bucket of ``count`` given ascending ``edges`` (zero-padded so names sort)."""
+    lower = 0
+    for edge in edges:
+        if count < edge:
+            return f"{lower:03d}-{edge - 1:03d}"
+        lower = edge
+    return f"{lower}+"

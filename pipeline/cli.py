@@ -1,0 +1,130 @@
+"""`ccl4rec pipeline run|compile-kubeflow`: the main job from the command line."""
+
+import argparse
+import json
+import sys
+import time
+
+from pipeline.configs import RUNNERS, PipelineConfig
+
+
+def _key_value(text: str):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value  # a bare string such as strategy=random
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="pipeline_command", metavar="{run,compile-kubeflow}")
+    sub.required = True
+    for name, help_text in (
+        ("run", "run the whole pipeline locally (LocalDagRunner + Beam)"),
+        ("compile-kubeflow", "write a Kubeflow V2 / Vertex pipeline spec (no cluster needed)"),
+    ):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--data", required=True, help="raw-log directory (README: Raw-log layout)")
+        p.add_argument("--root", required=True, help="pipeline root (artifacts, MLMD, logs)")
+        p.add_argument("--serving-base", default="", help="TF Serving base (default ROOT/serving)")
+        p.add_argument("--runner", choices=RUNNERS, default="direct", help="Beam runner")
+        p.add_argument(
+            "--beam-arg", action="append", default=[], help="extra Beam flag, repeatable"
+        )
+        p.add_argument(
+            "--direct-mode",
+            default="in_memory",
+            choices=("in_memory", "multi_processing", "multi_threading"),
+        )
+        p.add_argument("--direct-workers", type=int, default=1)
+        p.add_argument("--max-history", type=int, default=None)
+        p.add_argument("--static-history", action="store_true")
+        p.add_argument("--eval-fraction", type=float, default=None)
+        p.add_argument("--strict", action="store_true", help="bad input rows are fatal")
+        p.add_argument("--train-steps", type=int, default=None)
+        p.add_argument("--eval-steps", type=int, default=None)
+        p.add_argument("--epochs", type=int, default=None)
+        p.add_argument("--distribution", choices=("auto", "mirrored", "default"), default=None)
+        p.add_argument(
+            "--top-k", type=int, action="append", default=None, help="K of P/R/F1@K, repeatable"
+        )
+        p.add_argument("--ranking-protocol", choices=("alpine", "thacil"), default=None)
+        p.add_argument("--auc-floor", type=float, default=None)
+        p.add_argument("--max-auc-drop", type=float, default=None)
+        p.add_argument(
+            "--model",
+            type=_key_value,
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="CCL4RecConfig override, e.g. --model embedding_dim=32 --model strategy=random",
+        )
+        p.add_argument(
+            "--transform",
+            type=_key_value,
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="Transform setting, e.g. --transform frequency_threshold=2",
+        )
+        p.add_argument("--no-cache", action="store_true", help="rerun every component")
+        if name == "compile-kubeflow":
+            p.add_argument("--output", required=True, help="pipeline spec JSON to write")
+            p.add_argument("--image", default=None, help="container image with this package")
+
+
+def config_from_args(args) -> PipelineConfig:
+    optional = {
+        "serving_base": args.serving_base,
+        "max_history": args.max_history,
+        "eval_fraction": args.eval_fraction,
+        "train_steps": args.train_steps,
+        "eval_steps": args.eval_steps,
+        "epochs": args.epochs,
+        "distribution": args.distribution,
+        "top_k": args.top_k,
+        "ranking_protocol": args.ranking_protocol,
+        "auc_floor": args.auc_floor,
+        "max_auc_drop": args.max_auc_drop,
+    }
+    return PipelineConfig(
+        data_root=args.data,
+        pipeline_root=args.root,
+        static_history=args.static_history,
+        strict=args.strict,
+        runner=args.runner,
+        beam_args=args.beam_arg,
+        direct_mode=args.direct_mode,
+        direct_workers=args.direct_workers,
+        model=dict(args.model),
+        transform=dict(args.transform),
+        enable_cache=not args.no_cache,
+        **{k: v for k, v in optional.items() if v not in (None, "")},
+    )
+
+
+def run(args) -> int:
+    config = config_from_args(args)
+    if args.pipeline_command == "compile-kubeflow":
+        from pipeline.kubeflow_v2_runner import DEFAULT_IMAGE, compile_pipeline
+
+        path = compile_pipeline(config, args.output, args.image or DEFAULT_IMAGE)
+        print(f"wrote Kubeflow V2 pipeline spec: {path}")
+        return 0
+
+    from pipeline import local_runner
+
+    print(f"pipeline: data {config.data_root} -> root {config.pipeline_root}", flush=True)
+    print(f"pipeline: Beam {' '.join(config.beam_pipeline_args())}", flush=True)
+    start = time.time()
+    try:
+        summary = local_runner.run(config)
+    except Exception as err:  # one readable line on top of the traceback in the log
+        print(f"pipeline: FAILED: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        raise
+    print(f"pipeline: finished in {time.time() - start:.0f} s", flush=True)
+    for line in summary.lines():
+        print(f"  {line}", flush=True)
+    return 0 if summary.pushed else 3

@@ -1,0 +1,30 @@
+"""Compiles the pipeline for Kubeflow Pipelines V2 / Vertex AI Pipelines (a JSON pipeline spec).
+
+Compiling needs no cluster; submitting the file is done with the KFP or Vertex client. The container
+image must have this package installed (e.g. built from a Dockerfile that `pip install`s it) and
+data/pipeline roots must be on storage the cluster reads (gs://...).
+"""
+
+from tfx import v1 as tfx
+
+from pipeline.configs import PipelineConfig
+from pipeline.pipeline import create_components
+
+DEFAULT_IMAGE = "gcr.io/YOUR_PROJECT/ccl4rec-tfx:latest"
+
+
+def compile_pipeline(config: PipelineConfig, output_file: str, image: str = DEFAULT_IMAGE) -> str:
+    """Writes the Kubeflow V2 pipeline spec for `config` to `output_file` and returns its path."""
+    pipeline = tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=create_components(config),
+        enable_cache=config.enable_cache,
+        beam_pipeline_args=config.beam_pipeline_args(),
+    )
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        output_filename=output_file,
+    )
+    runner.run(pipeline, write_out=True)
+    return output_file

@@ -1,0 +1,153 @@
+"""Runs the pipeline here: LocalDagRunner, SQLite MLMD, Beam DirectRunner (or another Beam runner).
+
+Prints one progress line per component (with wall time) and returns a summary read back from MLMD:
+the pushed version, the evaluation's key metrics, and whether the model was blessed.
+"""
+
+import dataclasses
+import logging
+import os
+import re
+import time
+
+from tfx import v1 as tfx
+
+from pipeline.configs import PipelineConfig
+from pipeline.pipeline import create_pipeline
+
+_RUNNING = re.compile(r"Component (\S+) is running")
+_FINISHED = re.compile(r"Component (\S+) is finished")
+_CACHED = re.compile(r"A cached execution (\d+) is used")
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns TFX's per-component log lines into progress output with timings."""
+
+    def __init__(self, total: int, echo=print):
+        super().__init__(level=logging.INFO)
+        self.total = total
+        self.echo = echo
+        self.index = 0
+        self.started = {}
+        self.cached = False
+        self.timings = {}
+
+    def emit(self, record):
+        message = record.getMessage()
+        if match := _RUNNING.search(message):
+            self.index += 1
+            self.started[match.group(1)] = time.time()
+            self.cached = False
+            self.echo(f"[{self.index}/{self.total}] {match.group(1)} ...", flush=True)
+        elif _CACHED.search(message):
+            self.cached = True
+        elif match := _FINISHED.search(message):
+            name = match.group(1)
+            seconds = time.time() - self.started.get(name, time.time())
+            self.timings[name] = (seconds, self.cached)
+            how = "cached" if self.cached else "done"
+            self.echo(f"[{self.index}/{self.total}] {name} {how} in {seconds:.1f} s", flush=True)
+
+
+@dataclasses.dataclass
+class RunSummary:
+    blessed: bool | None
+    pushed: bool
+    pushed_path: str | None
+    evaluation_uri: str | None
+    metrics: dict
+    timings: dict
+    log_file: str
+
+    def lines(self) -> list:
+        out = [f"blessed: {self.blessed}", f"pushed: {self.pushed_path or 'no (not blessed)'}"]
+        out.append(f"evaluation: {self.evaluation_uri}")
+        for name, value in sorted(self.metrics.items()):
+            out.append(
+                f"  {name}: {value:.4f}" if isinstance(value, float) else f"  {name}: {value}"
+            )
+        out.append(f"full log: {self.log_file}")
+        return out
+
+
+def _latest_artifact(store, type_name):
+    artifacts = store.get_artifacts_by_type(type_name)
+    return max(artifacts, key=lambda a: a.id) if artifacts else None
+
+
+def _custom(artifact, key):
+    if artifact is None or key not in artifact.custom_properties:
+        return None
+    value = artifact.custom_properties[key]
+    return value.string_value or value.int_value
+
+
+def overall_metrics(evaluation_uri: str) -> dict:
+    """Overall-slice metrics of a TFMA evaluation (via TFMA's loader), as name -> float."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri)
+    for slice_key, metrics in result.slicing_metrics:
+        if slice_key == ():
+            values = metrics.get("", {}).get("", {})
+            return {
+                name: float(v["doubleValue"])
+                for name, v in values.items()
+                if isinstance(v, dict) and "doubleValue" in v
+            }
+    return {}
+
+
+def summarize(config: PipelineConfig, timings=None, log_file="") -> RunSummary:
+    """Reads the newest Evaluator/Pusher outputs of this pipeline from MLMD."""
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    from ml_metadata.metadata_store import metadata_store
+
+    store = metadata_store.MetadataStore(connection)
+    blessing = _latest_artifact(store, "ModelBlessing")
+    evaluation = _latest_artifact(store, "ModelEvaluation")
+    pushed = _latest_artifact(store, "PushedModel")
+    is_pushed = bool(_custom(pushed, "pushed"))
+    return RunSummary(
+        blessed=None if blessing is None else bool(_custom(blessing, "blessed")),
+        pushed=is_pushed,
+        pushed_path=_custom(pushed, "pushed_destination") if is_pushed else None,
+        evaluation_uri=evaluation.uri if evaluation else None,
+        metrics=overall_metrics(evaluation.uri) if evaluation else {},
+        timings=timings or {},
+        log_file=log_file,
+    )
+
+
+def run(config: PipelineConfig, echo=print) -> RunSummary:
+    """Runs the whole pipeline with LocalDagRunner and returns its summary.
+
+    TFX's own INFO logs go to <pipeline_root>/logs/run-<time>.log; the console gets progress lines.
+    """
+    os.makedirs(os.path.join(config.pipeline_root, "logs"), exist_ok=True)
+    log_file = os.path.join(
+        config.pipeline_root, "logs", f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    )
+    pipeline = create_pipeline(config)
+    progress = _ProgressHandler(total=len(pipeline.components), echo=echo)
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # TFX (absl), TensorFlow, Beam and Python warnings go to the log file; the console gets progress.
+    quiet = [logging.getLogger(n) for n in ("absl", "tensorflow", "apache_beam", "py.warnings")]
+    saved = [(lg, lg.level, lg.propagate, list(lg.handlers)) for lg in quiet]
+    logging.captureWarnings(True)
+    for lg in quiet:
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+        lg.handlers = [file_handler]
+    quiet[0].addHandler(progress)
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    finally:
+        logging.captureWarnings(False)
+        for lg, level, propagate, handlers in saved:
+            lg.setLevel(level)
+            lg.propagate = propagate
+            lg.handlers = handlers
+        file_handler.close()
+    return summarize(config, progress.timings, log_file)

@@ -1,0 +1,106 @@
+"""The CCL4Rec TFX pipeline: raw logs -> examples -> validation -> Transform -> Trainer -> Evaluator -> Pusher.
+
+CCL4RecExampleGen ─► StatisticsGen ─► ExampleValidator ─► AnomalyGate
+        │                 ImportSchemaGen(schemas/schema.pbtxt) ┘   │ (stops the run on anomalies)
+        ├──────────────────────────────► Transform ◄───────────────┘
+        │                                  ▼
+        │                               Trainer ─► Evaluator ◄─ Resolver(latest blessed model)
+        └──────────────────────────────────────────►  │
+                                                      ▼
+                                                    Pusher ─► <serving_base>/ccl4rec/<version>/
+"""
+
+import os
+
+from tfx import v1 as tfx
+
+from pipeline.components.anomaly_gate import AnomalyGate
+from pipeline.components.example_gen import CCL4RecExampleGen
+from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig
+from pipeline.eval_config import make_eval_config
+
+PREPROCESSING_FN = "tf_ccl4rec.preprocessing.preprocessing_fn"
+RUN_FN = "tf_ccl4rec.trainer.run_fn"
+
+
+def create_components(config: PipelineConfig) -> list:
+    """The pipeline's components, in execution order."""
+    example_gen = CCL4RecExampleGen(
+        data_root=os.path.abspath(config.data_root),
+        max_history=config.max_history,
+        static_history=config.static_history,
+        eval_fraction=config.eval_fraction,
+        strict=config.strict,
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.abspath(config.schema_path))
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config=config.transform_settings,
+    )
+    transform.add_upstream_node(anomaly_gate)
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
+        custom_config=config.trainer_custom_config(),
+    )
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=make_eval_config(
+            config.top_k, config.ranking_protocol, config.auc_floor, config.max_auc_drop
+        ),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=os.path.join(config.serving_base, SERVING_MODEL_NAME)
+            )
+        ),
+    )
+    return [
+        example_gen,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        anomaly_gate,
+        transform,
+        trainer,
+        model_resolver,
+        evaluator,
+        pusher,
+    ]
+
+
+def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    """The TFX pipeline for `config` (local SQLite MLMD unless a connection config is given)."""
+    if metadata_connection_config is None:
+        metadata_connection_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path
+        )
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=create_components(config),
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=config.beam_pipeline_args(),
+    )

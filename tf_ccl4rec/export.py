@@ -1,0 +1,215 @@
+"""The serving artifact: Transform graph + CCL4Rec model + the four TF Serving signatures.
+
+Saved with ``tf.saved_model.save`` on a ``tf.Module`` (not ``model.save``) so TF Serving, TFMA and our
+server all see a plain TF2 SavedModel whose signatures are the whole interface. The contract
+(names, dtypes, shapes) lives in ``serving/signatures.py``; raw ids are strings, ``""`` pads.
+
+Every id -> index mapping goes through the exported Transform layer, so serving uses exactly the
+vocabulary, OOV buckets and history cut of training.
+"""
+
+import os
+import tempfile
+
+import tensorflow as tf
+
+from tf_ccl4rec import features as F
+from tf_ccl4rec.preprocessing import VIDEO_VOCAB_NAME
+
+SERVING_DEFAULT = "serving_default"
+PREDICT = "predict"
+RECOMMEND = "recommend"
+USER_EMBEDDING = "user_embedding"
+# Candidates scored per step of `recommend`: bounds memory at B * chunk * N for any catalogue size.
+RECOMMEND_CHUNK = 4096
+
+
+def _sparse_from_padded(ids):
+    """[B, N] strings with "" padding -> SparseTensor of the non-empty ids (what VarLen parsing gives)."""
+    ids = tf.convert_to_tensor(ids, tf.string)
+    return tf.sparse.from_dense(ids)  # from_dense drops the "" (zero value for strings)
+
+
+class ServingModule(tf.Module):
+    """Holds the Transform layer, the model and the vocabulary; its tf.functions are the signatures."""
+
+    def __init__(self, model, tft_output):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tft_output.transform_features_layer()
+        raw_spec = dict(tft_output.raw_feature_spec())
+        raw_spec.pop(F.LABEL, None)
+        self._raw_spec = raw_spec
+        self.vocab_asset = tf.saved_model.Asset(
+            tft_output.vocabulary_file_by_name(VIDEO_VOCAB_NAME)
+        )
+        self.vocab_size = tft_output.vocabulary_size_by_name(VIDEO_VOCAB_NAME)
+        self.index_to_id = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                self.vocab_asset,
+                key_dtype=tf.int64,
+                key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+                value_dtype=tf.string,
+                value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+            ),
+            default_value="",
+        )
+
+    # --- raw -> transformed ----------------------------------------------------------------------
+    def _raw_batch(self, batch, videos=None, click_history=None, nonclick_history=None):
+        """A raw-feature dict for the Transform layer; absent parts are empty, as in a parsed example."""
+        empty_sparse = tf.sparse.SparseTensor(
+            tf.zeros([0, 2], tf.int64), tf.zeros([0], tf.string), tf.stack([batch, 0])
+        )
+        raw = {}
+        for name, spec in self._raw_spec.items():
+            if isinstance(spec, tf.io.FixedLenFeature):
+                zero = "" if spec.dtype == tf.string else 0
+                default = zero if spec.default_value is None else spec.default_value
+                shape = tf.concat([[batch], tf.constant(spec.shape, tf.int64)], axis=0)
+                raw[name] = tf.fill(shape, tf.constant(default, spec.dtype))
+            else:
+                raw[name] = (
+                    empty_sparse
+                    if spec.dtype == tf.string
+                    else tf.sparse.SparseTensor(
+                        tf.zeros([0, 2], tf.int64), tf.zeros([0], spec.dtype), tf.stack([batch, 0])
+                    )
+                )
+        if videos is not None:
+            spec = self._raw_spec[F.VIDEO_ID]
+            raw[F.VIDEO_ID] = (
+                tf.reshape(videos, tf.concat([[batch], tf.constant(spec.shape, tf.int64)], 0))
+                if isinstance(spec, tf.io.FixedLenFeature)
+                else tf.sparse.from_dense(tf.reshape(videos, [-1, 1]))
+            )
+        if click_history is not None:
+            raw[F.CLICK_HISTORY] = _sparse_from_padded(click_history)
+        if nonclick_history is not None:
+            raw[F.NONCLICK_HISTORY] = _sparse_from_padded(nonclick_history)
+        return raw
+
+    def _history_features(self, click_history, nonclick_history):
+        batch = tf.shape(click_history, out_type=tf.int64)[0]
+        transformed = self.tft_layer(self._raw_batch(batch, None, click_history, nonclick_history))
+        return {
+            F.MODEL_CLICK_HISTORY: transformed[F.MODEL_CLICK_HISTORY],
+            F.MODEL_NONCLICK_HISTORY: transformed[F.MODEL_NONCLICK_HISTORY],
+        }
+
+    def _video_indices(self, ids):
+        """[B, C] raw ids -> [B, C] model indices (0 where the id is "" padding)."""
+        flat = tf.reshape(ids, [-1])
+        batch = tf.shape(flat, out_type=tf.int64)[0]
+        transformed = self.tft_layer(self._raw_batch(batch, videos=flat))
+        index = tf.where(
+            tf.equal(flat, ""), tf.cast(F.PAD_ID, tf.int64), transformed[F.MODEL_TARGET]
+        )
+        return tf.reshape(index, tf.shape(ids))
+
+    # --- signatures -------------------------------------------------------------------------------
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def serve_examples(self, inputs):
+        parsed = tf.io.parse_example(inputs, self._raw_spec)
+        transformed = self.tft_layer(parsed)
+        transformed.pop(F.MODEL_LABEL, None)
+        probabilities = self.model(transformed, training=False)
+        return {"scores": tf.reshape(probabilities, [-1, 1])}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.string, name="click_history"),
+            tf.TensorSpec([None, None], tf.string, name="nonclick_history"),
+            tf.TensorSpec([None, None], tf.string, name="candidates"),
+        ]
+    )
+    def predict(self, click_history, nonclick_history, candidates):
+        history = self._history_features(click_history, nonclick_history)
+        candidate_index = self._video_indices(candidates)
+        probabilities = self.model.score_candidates(history, candidate_index)
+        return {
+            "probabilities": tf.where(
+                tf.equal(candidate_index, F.PAD_ID), tf.zeros_like(probabilities), probabilities
+            )
+        }
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.string, name="click_history"),
+            tf.TensorSpec([None, None], tf.string, name="nonclick_history"),
+            tf.TensorSpec([], tf.int32, name="k"),
+        ]
+    )
+    def recommend(self, click_history, nonclick_history, k):
+        tf.debugging.assert_positive(k, message="k must be >= 1")
+        history = self._history_features(click_history, nonclick_history)
+        clicked = history[F.MODEL_CLICK_HISTORY]
+        batch = tf.shape(clicked)[0]
+        vocab = tf.constant(self.vocab_size, tf.int64)
+        k = tf.minimum(tf.cast(k, tf.int64), vocab)
+        k32 = tf.cast(k, tf.int32)
+        # Raw clicked ids beyond the model's max_history cut must be excluded too: compare indices.
+        all_clicked = self._video_indices(click_history)
+        best_scores = tf.fill([batch, k32], -float("inf"))
+        best_index = tf.zeros([batch, k32], tf.int64)
+
+        def step(start, best_scores, best_index):
+            end = tf.minimum(start + RECOMMEND_CHUNK, vocab + 1)
+            chunk = tf.range(start, end, dtype=tf.int64)
+            candidates = tf.tile(chunk[None, :], [batch, 1])
+            scores = self.model.score_candidates(history, candidates)
+            seen = tf.reduce_any(tf.equal(candidates[:, :, None], all_clicked[:, None, :]), axis=-1)
+            scores = tf.where(seen, -float("inf"), scores)
+            merged_scores = tf.concat([best_scores, scores], axis=1)
+            merged_index = tf.concat([best_index, candidates], axis=1)
+            top = tf.math.top_k(merged_scores, k=k32)
+            return end, top.values, tf.gather(merged_index, top.indices, batch_dims=1)
+
+        _, best_scores, best_index = tf.while_loop(
+            lambda start, *_: start <= vocab,
+            step,
+            (tf.constant(1, tf.int64), best_scores, best_index),
+            shape_invariants=(
+                tf.TensorShape([]),
+                tf.TensorShape([None, None]),
+                tf.TensorShape([None, None]),
+            ),
+        )
+        valid = tf.math.is_finite(best_scores)  # fewer unseen videos than k
+        ids = tf.where(valid, self.index_to_id.lookup(best_index - 1), "")
+        return {"video_ids": ids, "scores": tf.where(valid, best_scores, 0.0)}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.string, name="click_history"),
+            tf.TensorSpec([None, None], tf.string, name="nonclick_history"),
+        ]
+    )
+    def user_embedding(self, click_history, nonclick_history):
+        history = self._history_features(click_history, nonclick_history)
+        return {"embedding": self.model.user_embedding(history)}
+
+    def signatures(self):
+        return {
+            SERVING_DEFAULT: self.serve_examples,
+            PREDICT: self.predict,
+            RECOMMEND: self.recommend,
+            USER_EMBEDDING: self.user_embedding,
+        }
+
+
+def export_serving_model(model, tft_output, export_dir: str) -> str:
+    """Writes the SavedModel with all four signatures to ``export_dir`` atomically.
+
+    The model is written to a temporary sibling directory and renamed into place, so a server
+    polling the parent never sees a half-written version.
+    """
+    module = ServingModule(model, tft_output)
+    parent = os.path.dirname(os.path.abspath(export_dir)) or "."
+    tf.io.gfile.makedirs(parent)
+    tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=parent)
+    tf.saved_model.save(module, tmp, signatures=module.signatures())
+    if tf.io.gfile.exists(export_dir):
+        tf.io.gfile.rmtree(export_dir)
+    os.rename(tmp, export_dir)
+    return export_dir

@@ -1,0 +1,96 @@
+"""Transform's ``preprocessing_fn``: raw tf.Example features -> the model's integer features.
+
+- One video vocabulary over targets and both histories (a video seen only in histories still gets an
+  index), with a frequency threshold and OOV buckets; indices are shifted by one so ``PAD_ID = 0``.
+- Histories are densified to ``[B, max_history]``, right-padded with ``PAD_ID``.
+- User ids are hashed (they only group rows for L_cui, Eq 15; no user embedding, as in the paper).
+The transform graph is exported with the model, so serving applies exactly this mapping.
+"""
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from tf_ccl4rec import features as F
+
+VIDEO_VOCAB_NAME = "video_vocab"
+DEFAULTS = {
+    "max_history": F.DEFAULT_MAX_HISTORY,
+    "frequency_threshold": 1,
+    "num_oov_buckets": 1,
+    "num_user_buckets": 1 << 20,
+}
+
+
+def transform_settings(custom_config=None) -> dict:
+    """DEFAULTS overridden by the Transform component's custom_config (unknown keys are errors)."""
+    settings = dict(DEFAULTS)
+    overrides = dict(custom_config or {})
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown Transform settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    settings.update(overrides)
+    return settings
+
+
+def _scalar(x, default):
+    """A [B] dense tensor from a FixedLen ([B] or [B, 1]) or VarLen (sparse/ragged) scalar feature."""
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(x, default_value=default)
+    elif isinstance(x, tf.RaggedTensor):
+        x = x.to_tensor(default_value=default)
+    if x.shape.rank == 2:
+        # A VarLen scalar densifies to [B, 0] when the whole batch lacks it.
+        x = tf.pad(x, [[0, 0], [0, 1]], constant_values=default)[:, 0]
+    return x
+
+
+def _ragged(x):
+    if isinstance(x, tf.SparseTensor):
+        return tf.RaggedTensor.from_sparse(x)
+    if isinstance(x, tf.RaggedTensor):
+        return x
+    return tf.RaggedTensor.from_tensor(x)
+
+
+def preprocessing_fn(inputs, custom_config=None):
+    """Maps raw example features (``features.EXAMPLE``) to model features (``features.MODEL_*``).
+
+    Args:
+      inputs: dict of raw features as TFT parses them with ``schemas/schema.pbtxt``.
+      custom_config: optional overrides of ``DEFAULTS``.
+
+    Returns:
+      dict with MODEL_TARGET, MODEL_CLICK_HISTORY, MODEL_NONCLICK_HISTORY, MODEL_USER and (when the
+      label is present) MODEL_LABEL.
+    """
+    settings = transform_settings(custom_config)
+    max_history = int(settings["max_history"])
+
+    target = _scalar(inputs[F.VIDEO_ID], b"")
+    histories = {name: _ragged(inputs[name]) for name in F.HISTORY_FEATURES}
+    all_videos = tf.concat([target] + [h.flat_values for h in histories.values()], axis=0)
+    vocab = tft.vocabulary(
+        all_videos,
+        vocab_filename=VIDEO_VOCAB_NAME,
+        frequency_threshold=int(settings["frequency_threshold"]),
+    )
+
+    def to_index(ids):
+        return (
+            tft.apply_vocabulary(ids, vocab, num_oov_buckets=int(settings["num_oov_buckets"])) + 1
+        )
+
+    outputs = {F.MODEL_TARGET: to_index(target)}
+    for name, model_name in (
+        (F.CLICK_HISTORY, F.MODEL_CLICK_HISTORY),
+        (F.NONCLICK_HISTORY, F.MODEL_NONCLICK_HISTORY),
+    ):
+        history = histories[name][:, -max_history:]  # newest max_history items
+        indexed = history.with_flat_values(to_index(history.flat_values))
+        outputs[model_name] = indexed.to_tensor(default_value=F.PAD_ID, shape=[None, max_history])
+    outputs[F.MODEL_USER] = tf.strings.to_hash_bucket_fast(
+        _scalar(inputs[F.USER_ID], b""), int(settings["num_user_buckets"])
+    )
+    if F.LABEL in inputs:
+        outputs[F.MODEL_LABEL] = tf.cast(_scalar(inputs[F.LABEL], 0), tf.float32)
+    return outputs
