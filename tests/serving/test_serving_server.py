@@ -15,6 +15,9 @@ import toy_model
 from server_harness import ServerProcess
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
+    inference_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
@@ -267,6 +270,27 @@ def test_malformed_request_gets_status_code_and_server_keeps_answering(served, c
     assert err.value.details()  # a message that says what was wrong
     assert client.predict(CLICKS[:1], CANDIDATES[:1]).shape == (1, 3)  # still answering
     assert server.proc.poll() is None
+
+
+def test_unimplemented_methods_say_so(served):
+    server, client, _ = served
+    if server.backend != "ccl4rec":
+        pytest.skip("TF Serving implements MultiInference and config reload")
+    channel = grpc.insecure_channel(server.target)
+    calls = {
+        "MultiInference": lambda: prediction_service_pb2_grpc.PredictionServiceStub(
+            channel
+        ).MultiInference(inference_pb2.MultiInferenceRequest(), timeout=30),
+        "HandleReloadConfigRequest": lambda: model_service_pb2_grpc.ModelServiceStub(
+            channel
+        ).HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(), timeout=30),
+    }
+    for name, rpc in calls.items():
+        with pytest.raises(grpc.RpcError) as err:
+            rpc()
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED, name
+    channel.close()
+    assert client.status()  # still answering
 
 
 def test_max_batch_is_accepted(served):
