@@ -236,8 +236,11 @@ def load_video_features(data_dir: str) -> tuple[list[str], np.ndarray] | None:
     ids_path = os.path.join(data_dir, F.RAW_VIDEO_FEATURE_IDS_FILE)
     if not (tf.io.gfile.exists(feats) and tf.io.gfile.exists(ids_path)):
         return None
-    with tf.io.gfile.GFile(feats, "rb") as f:
-        matrix = np.load(io.BytesIO(f.read()), allow_pickle=False)
+    if "://" in feats:  # remote filesystem: read through TF's gfile
+        with tf.io.gfile.GFile(feats, "rb") as f:
+            matrix = np.load(io.BytesIO(f.read()), allow_pickle=False)
+    else:  # local: memory-map so only the kept rows are copied
+        matrix = np.load(feats, mmap_mode="r", allow_pickle=False)
     with tf.io.gfile.GFile(ids_path, "r") as f:
         ids = f.read().splitlines()
     check_feature_table_shape(matrix.shape, len(ids), feats)
