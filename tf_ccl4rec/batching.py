@@ -53,7 +53,8 @@ def group_by_user(
 
     if batch_size < 1 or rows_per_user < 1:
         raise ValueError("batch_size and rows_per_user must be >= 1")
-    if dataset.element_spec[user_key].shape.num_elements() not in (1, None):
+    user_shape = dataset.element_spec[user_key].shape
+    if not (user_shape.rank == 0 or user_shape.as_list() == [1]):
         raise ValueError(f"group_by_user needs an unbatched dataset; got {dataset.element_spec}")
 
     grouped = dataset.group_by_window(

@@ -157,6 +157,7 @@ def mixture_log_probs(logits: tf.Tensor):
     Returns:
       (log ŷ, log(1 - ŷ)), each of shape [...].
     """
+    logits = tf.convert_to_tensor(logits, tf.float32)
     log_s = tf.math.log(tf.cast(tf.shape(logits)[-1], logits.dtype))
     log_p = tf.reduce_logsumexp(tf.math.log_sigmoid(logits), axis=-1) - log_s
     log_q = tf.reduce_logsumexp(tf.math.log_sigmoid(-logits), axis=-1) - log_s
