@@ -3,6 +3,7 @@
 Saved with ``tf.saved_model.save`` on a ``tf.Module`` (not ``model.save``) so TF Serving, TFMA and our
 server all see a plain TF2 SavedModel whose signatures are the whole interface. The contract
 (names, dtypes, shapes) lives in ``serving/signatures.py``; raw ids are strings, ``""`` pads.
+Unknown ids map to the OOV bucket(s); an empty click history is a cold-start user (u = 0).
 
 Every id -> index mapping goes through the exported Transform layer, so serving uses exactly the
 vocabulary, OOV buckets and history cut of training.
@@ -11,15 +12,14 @@ vocabulary, OOV buckets and history cut of training.
 import os
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 
+from serving import signatures as sig
+from serving.signatures import PREDICT, RECOMMEND, SERVING_DEFAULT, USER_EMBEDDING
 from tf_ccl4rec import features as F
 from tf_ccl4rec.preprocessing import VIDEO_VOCAB_NAME
 
-SERVING_DEFAULT = "serving_default"
-PREDICT = "predict"
-RECOMMEND = "recommend"
-USER_EMBEDDING = "user_embedding"
 # Candidates scored per step of `recommend`: bounds memory at B * chunk * N for any catalogue size.
 RECOMMEND_CHUNK = 4096
 
@@ -30,6 +30,29 @@ def _sparse_from_padded(ids):
     return tf.sparse.from_dense(ids)  # from_dense drops the "" (zero value for strings)
 
 
+def serving_feature_spec(raw_spec: dict) -> dict:
+    """The training parse spec without the label, with defaults for scalars serving may omit.
+
+    Only the target video is required in a served tf.Example; user id, timestamp and the like
+    are not model inputs at serving time (a missing history is an empty history).
+    """
+    spec = {}
+    for name, feature in raw_spec.items():
+        if name == F.LABEL:
+            continue
+        if (
+            isinstance(feature, tf.io.FixedLenFeature)
+            and feature.default_value is None
+            and name != F.VIDEO_ID
+        ):
+            zero = b"" if feature.dtype == tf.string else 0
+            size = int(np.prod(feature.shape)) if feature.shape else 1
+            default = [zero] * size if feature.shape else zero
+            feature = tf.io.FixedLenFeature(feature.shape, feature.dtype, default_value=default)
+        spec[name] = feature
+    return spec
+
+
 class ServingModule(tf.Module):
     """Holds the Transform layer, the model and the vocabulary; its tf.functions are the signatures."""
 
@@ -37,9 +60,7 @@ class ServingModule(tf.Module):
         super().__init__()
         self.model = model
         self.tft_layer = tft_output.transform_features_layer()
-        raw_spec = dict(tft_output.raw_feature_spec())
-        raw_spec.pop(F.LABEL, None)
-        self._raw_spec = raw_spec
+        self._raw_spec = serving_feature_spec(tft_output.raw_feature_spec())
         self.vocab_asset = tf.saved_model.Asset(
             tft_output.vocabulary_file_by_name(VIDEO_VOCAB_NAME)
         )
@@ -65,7 +86,11 @@ class ServingModule(tf.Module):
         for name, spec in self._raw_spec.items():
             if isinstance(spec, tf.io.FixedLenFeature):
                 zero = "" if spec.dtype == tf.string else 0
-                default = zero if spec.default_value is None else spec.default_value
+                default = (
+                    zero
+                    if spec.default_value is None
+                    else np.asarray(spec.default_value).reshape(-1)[0]
+                )
                 shape = tf.concat([[batch], tf.constant(spec.shape, tf.int64)], axis=0)
                 raw[name] = tf.fill(shape, tf.constant(default, spec.dtype))
             else:
@@ -108,19 +133,19 @@ class ServingModule(tf.Module):
         return tf.reshape(index, tf.shape(ids))
 
     # --- signatures -------------------------------------------------------------------------------
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=sig.EXAMPLES)])
     def serve_examples(self, inputs):
         parsed = tf.io.parse_example(inputs, self._raw_spec)
         transformed = self.tft_layer(parsed)
         transformed.pop(F.MODEL_LABEL, None)
         probabilities = self.model(transformed, training=False)
-        return {"scores": tf.reshape(probabilities, [-1, 1])}
+        return {sig.SCORES: tf.reshape(probabilities, [-1, 1])}
 
     @tf.function(
         input_signature=[
-            tf.TensorSpec([None, None], tf.string, name="click_history"),
-            tf.TensorSpec([None, None], tf.string, name="nonclick_history"),
-            tf.TensorSpec([None, None], tf.string, name="candidates"),
+            tf.TensorSpec([None, None], tf.string, name=sig.CLICK_HISTORY),
+            tf.TensorSpec([None, None], tf.string, name=sig.NONCLICK_HISTORY),
+            tf.TensorSpec([None, None], tf.string, name=sig.CANDIDATES),
         ]
     )
     def predict(self, click_history, nonclick_history, candidates):
@@ -128,16 +153,16 @@ class ServingModule(tf.Module):
         candidate_index = self._video_indices(candidates)
         probabilities = self.model.score_candidates(history, candidate_index)
         return {
-            "probabilities": tf.where(
+            sig.PROBABILITIES: tf.where(
                 tf.equal(candidate_index, F.PAD_ID), tf.zeros_like(probabilities), probabilities
             )
         }
 
     @tf.function(
         input_signature=[
-            tf.TensorSpec([None, None], tf.string, name="click_history"),
-            tf.TensorSpec([None, None], tf.string, name="nonclick_history"),
-            tf.TensorSpec([], tf.int32, name="k"),
+            tf.TensorSpec([None, None], tf.string, name=sig.CLICK_HISTORY),
+            tf.TensorSpec([None, None], tf.string, name=sig.NONCLICK_HISTORY),
+            tf.TensorSpec([], tf.int32, name=sig.K),
         ]
     )
     def recommend(self, click_history, nonclick_history, k):
@@ -177,17 +202,17 @@ class ServingModule(tf.Module):
         )
         valid = tf.math.is_finite(best_scores)  # fewer unseen videos than k
         ids = tf.where(valid, self.index_to_id.lookup(best_index - 1), "")
-        return {"video_ids": ids, "scores": tf.where(valid, best_scores, 0.0)}
+        return {sig.VIDEO_IDS: ids, sig.SCORES: tf.where(valid, best_scores, 0.0)}
 
     @tf.function(
         input_signature=[
-            tf.TensorSpec([None, None], tf.string, name="click_history"),
-            tf.TensorSpec([None, None], tf.string, name="nonclick_history"),
+            tf.TensorSpec([None, None], tf.string, name=sig.CLICK_HISTORY),
+            tf.TensorSpec([None, None], tf.string, name=sig.NONCLICK_HISTORY),
         ]
     )
     def user_embedding(self, click_history, nonclick_history):
         history = self._history_features(click_history, nonclick_history)
-        return {"embedding": self.model.user_embedding(history)}
+        return {sig.EMBEDDING: self.model.user_embedding(history)}
 
     def signatures(self):
         return {

@@ -46,11 +46,20 @@ def call(model, signature, inputs):
 
 @pytest.fixture(scope="module")
 def push_dir(tmp_path_factory):
-    """A push dir with versions 1 and 2, a models.config (labels stable=1, canary=2) and the
-    in-process models."""
+    """A push dir with versions 1 and 2 of a REAL exported CCL4Rec model (TFT + CCL4RecModel +
+    export_serving_model; same vocabulary, different weights), a models.config (labels stable=1,
+    canary=2), the in-process models and the vocabulary."""
+    from tf_ccl4rec.testing import build_serving_model, vocabulary
+
     base = str(tmp_path_factory.mktemp("push"))
     for version in (1, 2):
-        toy_model.write_version(base, version, vocab_size=VOCAB)
+        _, _, tft_output, _ = build_serving_model(
+            str(tmp_path_factory.mktemp(f"build{version}")),
+            train_steps=10,
+            seed=version,
+            export_dir=os.path.join(base, MODEL, str(version)),
+        )
+    vocab = vocabulary(tft_output)
     config = mc.write_config(
         os.path.join(base, mc.CONFIG_FILE),
         mc.build_config(
@@ -58,25 +67,25 @@ def push_dir(tmp_path_factory):
         ),
     )
     models = {v: tf.saved_model.load(os.path.join(base, MODEL, str(v))) for v in (1, 2)}
-    return base, config, models
+    return base, config, models, vocab
 
 
 @pytest.fixture(scope="module")
 def served(module_backend, push_dir, tmp_path_factory):
-    base, config, models = push_dir
+    base, config, models, vocab = push_dir
     server = ServerProcess(module_backend, base, config, str(tmp_path_factory.mktemp("logs")))
     client = ServingClient(server.target, MODEL, timeout=30)
     try:
         server.wait_available(client, 1)
         server.wait_available(client, 2)
-        yield server, client, models
+        yield server, client, models, vocab
     finally:
         client.close()
         server.terminate()
 
 
 def test_metadata_lists_all_four_signatures(served):
-    _, client, _ = served
+    _, client, *_ = served
     sdefs = client.metadata()
     assert client.last_version == 2  # latest by default
     assert set(sig.SIGNATURE_NAMES) <= set(sdefs)
@@ -87,7 +96,7 @@ def test_metadata_lists_all_four_signatures(served):
     "version_kw,version", [({}, 2), ({"version_label": "stable"}, 1), ({"version": 1}, 1)]
 )
 def test_predict_equals_in_process_call(served, version_kw, version):
-    _, client, models = served
+    _, client, models, *_ = served
     got = client.predict(CLICKS, CANDIDATES, NONCLICKS, **version_kw)
     assert client.last_version == version
     want = call(models[version], sig.PREDICT, sig.predict_inputs(CLICKS, CANDIDATES, NONCLICKS))
@@ -101,7 +110,7 @@ def test_predict_equals_in_process_call(served, version_kw, version):
 
 
 def test_classify_and_serving_default_predict_equal_in_process_call(served):
-    _, client, models = served
+    _, client, models, *_ = served
     examples = [
         sig.make_example(c[0], h, n, user_id=f"u{i}")
         for i, (h, n, c) in enumerate(zip(CLICKS, NONCLICKS, CANDIDATES, strict=True))
@@ -119,21 +128,21 @@ def test_classify_and_serving_default_predict_equal_in_process_call(served):
 
 
 def test_user_embedding_equals_in_process_call(served):
-    _, client, models = served
+    _, client, models, *_ = served
     got = client.user_embedding(CLICKS, NONCLICKS)
     want = call(models[2], sig.USER_EMBEDDING, sig.history_inputs(CLICKS, NONCLICKS))
     np.testing.assert_allclose(got, want[sig.EMBEDDING], atol=TOL)
 
 
 def test_recommend_returns_k_distinct_unseen_ids_sorted_by_score(served):
-    _, client, models = served
+    _, client, models, vocab = served
     k = 7
     ids, scores = client.recommend(CLICKS, k=k, nonclick_histories=NONCLICKS)
     want = call(models[2], sig.RECOMMEND, sig.recommend_inputs(CLICKS, k, NONCLICKS))
     for row, row_scores, clicked in zip(ids, scores, CLICKS, strict=True):
         assert len(row) == k and len(set(row)) == k
         assert not set(row) & set(clicked)
-        assert set(row) <= set(toy_model.vocabulary(VOCAB))
+        assert set(row) <= set(vocab)
         assert np.all(np.diff(row_scores) <= 0)
     assert ids == [[v.decode() for v in r] for r in want[sig.VIDEO_IDS]]
     np.testing.assert_allclose(scores, want[sig.SCORES], atol=TOL)
@@ -142,7 +151,7 @@ def test_recommend_returns_k_distinct_unseen_ids_sorted_by_score(served):
 def test_empty_history_and_unknown_ids_are_answered_as_oov(served):
     """Decision: unknown ids are the model's OOV bucket and an empty history is a cold-start
     user; both are valid requests (OK), not errors."""
-    _, client, models = served
+    _, client, models, *_ = served
     cases = {
         "zero-width history": sig.predict_inputs([[]], [["v1", "v2"]]),
         "all-padding history": {
@@ -219,9 +228,12 @@ MALFORMED = {
         lambda: _predict_request(output_filter=["nope"]),
         "INVALID_ARGUMENT",
     ),
-    "k over the vocabulary": (
+    # k larger than the catalogue is valid (ids beyond it are ""); k < 1 is not.
+    "k below one": (
         "Predict",
-        lambda: _predict_request(sig.RECOMMEND, sig.recommend_inputs(CLICKS[:1], VOCAB + 5)),
+        lambda: _predict_request(
+            sig.RECOMMEND, {**sig.recommend_inputs(CLICKS[:1], 1), sig.K: np.array(0, np.int32)}
+        ),
         "INVALID_ARGUMENT",
     ),
     "classify without examples": (
@@ -259,7 +271,7 @@ OURS_ONLY = {"oversize batch", "regress"}
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_request_gets_status_code_and_server_keeps_answering(served, case):
-    server, client, _ = served
+    server, client, *_ = served
     if case in OURS_ONLY and server.backend != "ccl4rec":
         pytest.skip(f"{case!r}: our server's behaviour, not TF Serving's (see OURS_ONLY)")
     method, build, code = MALFORMED[case]
@@ -273,7 +285,7 @@ def test_malformed_request_gets_status_code_and_server_keeps_answering(served, c
 
 
 def test_unimplemented_methods_say_so(served):
-    server, client, _ = served
+    server, client, *_ = served
     if server.backend != "ccl4rec":
         pytest.skip("TF Serving implements MultiInference and config reload")
     channel = grpc.insecure_channel(server.target)
@@ -294,13 +306,13 @@ def test_unimplemented_methods_say_so(served):
 
 
 def test_max_batch_is_accepted(served):
-    server, client, _ = served
+    server, client, *_ = served
     got = client.predict([["v1"]] * (BATCH_OVER - 1), [["v2"]] * (BATCH_OVER - 1))
     assert got.shape == (BATCH_OVER - 1, 1)
 
 
 def test_status_lists_versions_and_labels_resolve(served):
-    server, client, _ = served
+    server, client, *_ = served
     states = {s.version: s.state for s in client.status()}
     assert states == {1: "AVAILABLE", 2: "AVAILABLE"}
     if server.backend == "ccl4rec":  # TF Serving's GetModelStatus ignores version_label
