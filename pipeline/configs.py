@@ -118,4 +118,4 @@ class PipelineConfig:
         return args + list(self.beam_args)
 
 
-SLICE_FEATURES = (F.USER_ACTIVITY_BUCKET, F.VIDEO_POPULARITY_BUCKET)
+SLICE_FEATURES = F.SLICE_FEATURES

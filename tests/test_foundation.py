@@ -46,3 +46,13 @@ def test_unbuilt_subcommand_fails_loudly(monkeypatch, capsys):
     monkeypatch.setitem(cli.SUBCOMMANDS, "bench", ("tf_ccl4rec.no_such_module", "x", 99))
     assert cli.main(["bench"]) == 2
     assert "not built yet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "count,label",
+    [(0, "000-009"), (9, "000-009"), (10, "010-049"), (199, "050-199"), (200, "200+")],
+)
+def test_bucket_label(count, label):
+    from tf_ccl4rec import features as F
+
+    assert F.bucket_label(count, F.ACTIVITY_BUCKET_EDGES) == label

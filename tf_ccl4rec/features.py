@@ -54,6 +54,7 @@ MODEL_INTEREST_VECTORS = "interest_vectors"  # float32 [B, K, F]
 # exposures, e.g. b"010-049"; computed by the example builder over the train split.
 USER_ACTIVITY_BUCKET = "user_activity_bucket"
 VIDEO_POPULARITY_BUCKET = "video_popularity_bucket"
+SLICE_FEATURES = (USER_ACTIVITY_BUCKET, VIDEO_POPULARITY_BUCKET)
 ACTIVITY_BUCKET_EDGES = (10, 50, 200)  # -> "000-009", "010-049", "050-199", "200+"
 POPULARITY_BUCKET_EDGES = (5, 50, 500)  # -> "000-004", "005-049", "050-499", "500+"
 

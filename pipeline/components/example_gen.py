@@ -10,8 +10,9 @@ A custom BaseBeamComponent rather than a FileBasedExampleGen executor: FileBased
 builds each split from its own input pattern or by hashing, while here both splits come out of
 one per-user, time-ordered pass.
 
-Caching note: ``data_root`` is a plain parameter, so TFX's cache keys on the path, not on the
-files; run with caching off (or a new path) after the raw log changes.
+Caching: TFX's cache keys on parameters, so the component also takes ``input_fingerprint`` (size
+and modification time of the raw-log files, computed when the pipeline is built): a changed raw
+log reruns the builder, an unchanged one is reused.
 """
 
 import os
@@ -35,6 +36,7 @@ STATIC_HISTORY_KEY = "static_history"
 EVAL_FRACTION_KEY = "eval_fraction"
 STRICT_KEY = "strict"
 FEATURE_DIM_KEY = "feature_dim"
+FINGERPRINT_KEY = "input_fingerprint"
 SPLIT_NAMES = ("train", "eval")
 
 
@@ -48,6 +50,7 @@ class CCL4RecExampleGenSpec(types.ComponentSpec):
         EVAL_FRACTION_KEY: ExecutionParameter(type=float),
         STRICT_KEY: ExecutionParameter(type=int),
         FEATURE_DIM_KEY: ExecutionParameter(type=int, optional=True),
+        FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS: dict[str, ChannelParameter] = {}
     OUTPUTS = {EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
@@ -120,6 +123,7 @@ class CCL4RecExampleGen(base_beam_component.BaseBeamComponent):
       eval_fraction: per-user time split when the log has no ``split`` column.
       strict: a bad row fails the component instead of being counted and skipped.
       feature_dim: expected video-feature width (None: whatever the table has).
+      input_fingerprint: cache key of the raw-log files; None computes it from ``data_root``.
     """
 
     SPEC_CLASS = CCL4RecExampleGenSpec
@@ -133,8 +137,12 @@ class CCL4RecExampleGen(base_beam_component.BaseBeamComponent):
         eval_fraction: float = 0.2,
         strict: bool = False,
         feature_dim: int | None = None,
+        input_fingerprint: str | None = None,
     ):
-        from tf_ccl4rec.data import examples
+        from tf_ccl4rec.data import examples, raw_log
+
+        if input_fingerprint is None:
+            input_fingerprint = raw_log.fingerprint(data_root)
 
         # Validate here so a bad option fails at pipeline definition, not inside the executor.
         examples.ExampleOptions(max_history, static_history, eval_fraction, strict, feature_dim)
@@ -145,6 +153,7 @@ class CCL4RecExampleGen(base_beam_component.BaseBeamComponent):
             eval_fraction=float(eval_fraction),
             strict=int(bool(strict)),
             feature_dim=feature_dim,
+            input_fingerprint=input_fingerprint,
             examples=types.Channel(type=standard_artifacts.Examples),
         )
         super().__init__(spec=spec)

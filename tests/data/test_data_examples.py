@@ -21,7 +21,7 @@ ROWS = [
 ]
 
 
-def _ex(user, video, ts, label, clicks, nonclicks, category=None):
+def _ex(user, video, ts, label, clicks, nonclicks, category=None, buckets=None):
     out = {
         F.USER_ID: [user.encode()],
         F.VIDEO_ID: [video.encode()],
@@ -32,7 +32,25 @@ def _ex(user, video, ts, label, clicks, nonclicks, category=None):
     }
     if category:
         out[F.CATEGORY] = [category.encode()]
+    if buckets:  # (user activity, video popularity): the Beam builder adds them
+        out[F.USER_ACTIVITY_BUCKET] = [buckets[0].encode()]
+        out[F.VIDEO_POPULARITY_BUCKET] = [buckets[1].encode()]
     return out
+
+
+def _with_buckets(ex, video_train_counts):
+    """Hand-derived slice buckets: u1 has 4 training exposures, u2 has 2."""
+    n_user = {b"u1": 4, b"u2": 2}[ex[F.USER_ID][0]]
+    n_video = video_train_counts.get(ex[F.VIDEO_ID][0].decode(), 0)
+    return {
+        **ex,
+        F.USER_ACTIVITY_BUCKET: [F.bucket_label(n_user, F.ACTIVITY_BUCKET_EDGES).encode()],
+        F.VIDEO_POPULARITY_BUCKET: [F.bucket_label(n_video, F.POPULARITY_BUCKET_EDGES).encode()],
+    }
+
+
+# Training exposures per video in ROWS: a (u1, u2), b (u1, u2), c, d; e is eval only.
+VIDEO_TRAIN_COUNTS = {"a": 2, "b": 2, "c": 1, "d": 1}
 
 
 # max_history=2, eval_fraction=0.2: u1 has 5 exposures -> last 1 is eval; u2 has 2 -> none.
@@ -118,8 +136,8 @@ def test_direct_runner_produces_exactly_the_expected_examples(tmp_path, build):
 
     root = write_log(tmp_path / "log", ROWS, HEADER)
     train, eval_, report = build(root, max_history=2, eval_fraction=0.2)
-    assert _sorted(train) == _sorted(EXPECTED_TRAIN)
-    assert eval_ == EXPECTED_EVAL
+    assert _sorted(train) == _sorted([_with_buckets(e, VIDEO_TRAIN_COUNTS) for e in EXPECTED_TRAIN])
+    assert eval_ == [_with_buckets(e, VIDEO_TRAIN_COUNTS) for e in EXPECTED_EVAL]
     for ex in train + eval_:  # leak-free: every history item is strictly earlier for that user
         ts = ex[F.TIMESTAMP][0]
         earlier = {r[1].encode() for r in ROWS if r[0].encode() == ex[F.USER_ID][0] and r[2] < ts}
@@ -154,6 +172,19 @@ def test_synthetic_log_histories_are_leak_free_and_split_by_time(tmp_path, build
                 assert ex[F.CLICK_HISTORY][-1].decode() in set(
                     newest[newest[F.RAW_TIMESTAMP] == newest[F.RAW_TIMESTAMP].max()][F.RAW_VIDEO_ID]
                 )
+    # Slice buckets: the user's and the video's number of training exposures.
+    user_train = {}
+    video_train = {}
+    for ex in train:
+        user_train[ex[F.USER_ID][0]] = user_train.get(ex[F.USER_ID][0], 0) + 1
+        video_train[ex[F.VIDEO_ID][0]] = video_train.get(ex[F.VIDEO_ID][0], 0) + 1
+    for ex in train + eval_:
+        want_user = F.bucket_label(user_train.get(ex[F.USER_ID][0], 0), F.ACTIVITY_BUCKET_EDGES)
+        want_video = F.bucket_label(
+            video_train.get(ex[F.VIDEO_ID][0], 0), F.POPULARITY_BUCKET_EDGES
+        )
+        assert ex[F.USER_ACTIVITY_BUCKET] == [want_user.encode()]
+        assert ex[F.VIDEO_POPULARITY_BUCKET] == [want_video.encode()]
     n_eval = {u: examples.eval_count(len(g), 0.25) for u, g in by_user.items()}
     assert len(eval_) == sum(n_eval.values())
     for ex in eval_:  # eval exposures are each user's latest

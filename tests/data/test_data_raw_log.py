@@ -87,3 +87,19 @@ def test_report_reconciliation_and_summary():
         quality.check_reconciles(report)
     assert "DOES NOT RECONCILE" in quality.summary(report)
     assert report["examples"] == {"eval": 2, "train": 5}
+
+
+def test_fingerprint_changes_with_the_data(tmp_path):
+    import os
+
+    from data_helpers import write_log
+
+    root = write_log(
+        tmp_path / "log", [["u1", "a", 1, 1]], ["user_id", "video_id", "timestamp", "click"]
+    )
+    first = raw_log.fingerprint(str(root))
+    assert raw_log.fingerprint(str(root)) == first
+    path = os.path.join(str(root), "interactions.csv")
+    with open(path, "a") as f:
+        f.write("u1,b,2,0\n")
+    assert raw_log.fingerprint(str(root)) != first

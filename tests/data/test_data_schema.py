@@ -27,6 +27,8 @@ def _example(label=1, clicks=(b"a",), user=b"u"):
         F.CLICK_HISTORY: list(clicks),
         F.NONCLICK_HISTORY: [],
         F.CATEGORY: b"c",
+        F.USER_ACTIVITY_BUCKET: b"000-009",
+        F.VIDEO_POPULARITY_BUCKET: b"000-004",
     }
     return examples.encode_example(feats)
 
@@ -43,13 +45,19 @@ def _write(path, exs):
 def test_schema_matches_the_feature_contract():
     schema = _schema()
     by_name = {f.name: f for f in schema.feature}
-    expected = {*F.SCALAR_BYTES_FEATURES, *F.SCALAR_INT_FEATURES, *F.HISTORY_FEATURES, F.CATEGORY}
+    expected = {
+        *F.SCALAR_BYTES_FEATURES,
+        *F.SCALAR_INT_FEATURES,
+        *F.HISTORY_FEATURES,
+        *F.SLICE_FEATURES,
+        F.CATEGORY,
+    }
     assert set(by_name) == expected
     assert (by_name[F.LABEL].int_domain.min, by_name[F.LABEL].int_domain.max) == (0, 1)
     for name in F.HISTORY_FEATURES:
         assert by_name[name].value_count.max == F.DEFAULT_MAX_HISTORY
         assert by_name[name].value_count.min == 0
-    for name in (*F.SCALAR_BYTES_FEATURES, *F.SCALAR_INT_FEATURES):
+    for name in (*F.SCALAR_BYTES_FEATURES, *F.SCALAR_INT_FEATURES, *F.SLICE_FEATURES):
         assert by_name[name].presence.min_fraction == 1.0
         assert [d.size for d in by_name[name].shape.dim] == [1]
 

@@ -8,7 +8,8 @@ construction.
 Stages::
 
     interactions.csv -> parse (bad kinds) -> de-duplicate -> [join the feature table's valid ids]
-      -> group by user -> sort by time -> histories + split -> serialized tf.Example
+      -> group by user -> sort by time -> histories + split (+ user-activity bucket)
+      -> join training exposures per video (video-popularity bucket) -> serialized tf.Example
     video_features.npy + ids -> per-row checks (NaN/inf, width, duplicate id) -> valid ids
     all counts -> one data-quality report dict (see `quality`)
 
@@ -181,8 +182,9 @@ def encode_example(feats: dict):
         F.CLICK_HISTORY: b(feats[F.CLICK_HISTORY]),
         F.NONCLICK_HISTORY: b(feats[F.NONCLICK_HISTORY]),
     }
-    if F.CATEGORY in feats:
-        feature[F.CATEGORY] = b([feats[F.CATEGORY]])
+    for name in (F.CATEGORY, F.USER_ACTIVITY_BUCKET, F.VIDEO_POPULARITY_BUCKET):
+        if name in feats:
+            feature[name] = b([feats[name]])
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
@@ -310,9 +312,24 @@ class _UserExamplesFn(beam.DoFn):
         _, rows = user_rows
         rows = [Interaction(*r) for r in rows]
         self._kept.inc(len(rows))
-        for split, feats in build_user_examples(rows, self._options, self._has_split):
+        built = build_user_examples(rows, self._options, self._has_split)
+        # Slice feature for the Evaluator: the user's number of training exposures.
+        n_train = sum(1 for split, _ in built if split == TRAIN)
+        activity = F.bucket_label(n_train, F.ACTIVITY_BUCKET_EDGES).encode("utf-8")
+        for split, feats in built:
             self._n[split].inc()
-            yield beam.pvalue.TaggedOutput(split, encode_example(feats).SerializeToString())
+            feats[F.USER_ACTIVITY_BUCKET] = activity
+            yield beam.pvalue.TaggedOutput(split, feats)
+
+
+def _with_popularity(joined):
+    """Adds the video-popularity slice bucket (training exposures of the video) and encodes."""
+    _, grouped = joined
+    counts = list(grouped["train_count"])
+    bucket = F.bucket_label(counts[0] if counts else 0, F.POPULARITY_BUCKET_EDGES)
+    for feats in grouped["examples"]:
+        feats[F.VIDEO_POPULARITY_BUCKET] = bucket.encode("utf-8")
+        yield encode_example(feats).SerializeToString()
 
 
 # --- the PTransform ------------------------------------------------------------------------------
@@ -385,13 +402,31 @@ class BuildExamples(beam.PTransform):
                 | "SumFeatBad" >> beam.CombinePerKey(sum),
             ]
         has_split = F.RAW_SPLIT in self._header
-        examples = (
+        per_user = (
             rows
             | "KeyByUser" >> beam.Map(lambda r: (r[0], r))
             | "GroupByUser" >> beam.GroupByKey()
             | "UserExamples"
             >> beam.ParDo(_UserExamplesFn(opts, has_split)).with_outputs(*raw_log.SPLITS)
         )
+        # Video popularity needs every user's training exposures: a join by video id.
+        train_counts = (
+            per_user[TRAIN]
+            | "TrainVideo" >> beam.Map(lambda f: f[F.VIDEO_ID])
+            | "CountTrainVideo" >> beam.combiners.Count.PerElement()
+        )
+        examples = {
+            split: (
+                {
+                    "examples": per_user[split]
+                    | f"KeyByVideo[{split}]" >> beam.Map(lambda f: (f[F.VIDEO_ID], f)),
+                    "train_count": train_counts,
+                }
+                | f"JoinPopularity[{split}]" >> beam.CoGroupByKey()
+                | f"Encode[{split}]" >> beam.FlatMap(_with_popularity)
+            )
+            for split in raw_log.SPLITS
+        }
         counts += [
             rows | "CountKept" >> _count_as(f"{_INTER}.kept_rows"),
             bad

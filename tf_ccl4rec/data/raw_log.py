@@ -102,6 +102,26 @@ def raw_log_paths(data_root: str) -> RawLogPaths:
     return RawLogPaths(interactions, feats if has_feats else None, ids if has_ids else None)
 
 
+def fingerprint(data_root: str) -> str:
+    """Size and modification time of every raw-log file, hashed: changes when the data does.
+
+    Pipelines pass it to the example builder as a parameter so TFX's cache (which keys on
+    parameters, not on file contents) reruns the builder when the raw log changes.
+    """
+    import hashlib
+
+    from apache_beam.io.filesystems import FileSystems
+
+    paths = raw_log_paths(data_root)
+    digest = hashlib.sha256()
+    for path in (paths.interactions, paths.video_features, paths.video_feature_ids):
+        if path is None:
+            continue
+        meta = FileSystems.match([path])[0].metadata_list[0]
+        digest.update(f"{path}|{meta.size_in_bytes}|{meta.last_updated_in_seconds}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def read_header(interactions_path: str) -> list[str]:
     """Reads and checks the CSV header (at pipeline construction, not inside a DoFn).
 
