@@ -23,7 +23,8 @@ def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, 
 
     Args:
       config: The model config (decides the optional inputs).
-      with_label: Include `features.MODEL_LABEL` (training / evaluation).
+      with_label: Also include `features.MODEL_LABEL` and `features.MODEL_USER`, which only
+        `compute_loss` reads (training / evaluation); inference needs neither.
 
     Returns:
       Dict of feature name -> tf.TensorSpec.
@@ -31,7 +32,6 @@ def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, 
     specs = {
         F.MODEL_CLICK_HISTORY: tf.TensorSpec([None, None], tf.int64, F.MODEL_CLICK_HISTORY),
         F.MODEL_TARGET: tf.TensorSpec([None], tf.int64, F.MODEL_TARGET),
-        F.MODEL_USER: tf.TensorSpec([None], tf.int64, F.MODEL_USER),
     }
     if config.use_nonclick_sequence:
         specs[F.MODEL_NONCLICK_HISTORY] = tf.TensorSpec(
@@ -45,6 +45,7 @@ def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, 
         )
     if with_label:
         specs[F.MODEL_LABEL] = tf.TensorSpec([None], tf.float32, F.MODEL_LABEL)
+        specs[F.MODEL_USER] = tf.TensorSpec([None], tf.int64, F.MODEL_USER)
     return specs
 
 

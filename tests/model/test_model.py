@@ -276,7 +276,12 @@ def test_savedmodel_round_trip(tmp_path):
     cfg = CCL4RecConfig(**SMALL, use_nonclick_sequence=True)
     model, _, _ = train(cfg, steps=20)
     feats = to_tensors(planted_data(num_users=5, rows_per_user=2, seed=4, nonclick=True))
-    del feats[F.MODEL_LABEL]
+    results = model.evaluate(
+        batch_stream(planted_data(seed=5, nonclick=True)), steps=3, return_dict=True, verbose=0
+    )
+    assert np.isfinite(results["ce_loss"]) and 0 <= results["auc"] <= 1
+    del feats[F.MODEL_LABEL], feats[F.MODEL_USER]
+    assert set(feats) == set(feature_specs(cfg))  # inference needs neither label nor user
     expected = model(feats).numpy()
 
     specs = feature_specs(cfg)
