@@ -55,6 +55,9 @@ class CCL4RecConfig:
         frozen content table) or "both" (their sum).
       content_feature_dim: F, the width of the content table (required unless mode is "id").
       use_<term>: Switch each loss term of Eq 16 (Table 5 ablations).
+      contrastive_weight: Multiplies L_ccl, L_ccl⁺ and L_ccl⁻ in Eq 16. 1.0 is the paper's
+        naive sum; not a paper hyper-parameter (the cosine-distance gradients scale with
+        1/||u|| and can dwarf L_ce early in training, see tests/model/test_model.py).
       distance: d(.,.) of Eq 8-12. "cosine" (default): 1 - cos(a, b), i.e. half the squared
         euclidean distance between the vectors projected onto the unit hypersphere, in [0, 2].
         "euclidean": L2 distance between the unit-normalised vectors, in [0, 2].
@@ -94,6 +97,7 @@ class CCL4RecConfig:
     use_ce_pos: bool = True
     use_ce_neg: bool = True
     use_cui: bool = True
+    contrastive_weight: float = 1.0
     distance: str = "cosine"
     use_nonclick_sequence: bool = False
     num_interest_vectors: int = 0
@@ -157,6 +161,7 @@ class CCL4RecConfig:
         )
         need(self.learning_rate > 0 and self.batch_size >= 1, "learning_rate/batch_size invalid")
         need(self.l2 >= 0, "l2 must be >= 0")
+        need(self.contrastive_weight >= 0, "contrastive_weight must be >= 0")
         need(
             self.video_representation in VIDEO_REPRESENTATIONS,
             f"video_representation must be one of {VIDEO_REPRESENTATIONS}",

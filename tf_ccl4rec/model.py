@@ -323,16 +323,17 @@ class CCL4RecModel(tfrs.models.Model):
             u_neg = self._encode_samples(neg.sequences, mask)
             d_neg = self._distance(u[:, None, :], u_neg)
             self.loss_trackers["hardness_neg"].update_state(neg.hardness, row_w[:, None])
+        w = cfg.contrastive_weight
         if cfg.use_ccl:
-            terms["ccl"] = losses.ccl_loss(
+            terms["ccl"] = w * losses.ccl_loss(
                 d_pos, d_neg, pos.hardness, neg.hardness, *margins, sample_weight=row_w
             )
         if cfg.use_ccl_pos:
-            terms["ccl_pos"] = losses.ccl_positive_loss(
+            terms["ccl_pos"] = w * losses.ccl_positive_loss(
                 d_pos, pos.hardness, *margins, sample_weight=row_w
             )
         if cfg.use_ccl_neg:
-            terms["ccl_neg"] = losses.ccl_negative_loss(
+            terms["ccl_neg"] = w * losses.ccl_negative_loss(
                 d_neg, neg.hardness, *margins, sample_weight=row_w
             )
         if cfg.use_ce_pos:

@@ -126,6 +126,7 @@ def test_config_defaults_follow_the_paper_and_round_trip():
     assert CCL4RecConfig.from_dict(json.loads(json.dumps(cfg2.to_dict()))) == cfg2
     assert CCL4RecConfig.from_dict(cfg2.to_json()) == cfg2
     assert CCL4RecConfig(vocab_size=50).effective_num_substitutes == 50
+    assert cfg.contrastive_weight == 1.0  # Eq 16: naive sum
 
 
 @pytest.mark.parametrize(
@@ -231,15 +232,15 @@ def test_training_loss_falls(ablate):
     assert model.training_progress.numpy() == pytest.approx(299 / 300)
 
 
-def test_ctr_path_learns_the_planted_structure():
-    """Encoder + CTR head (Eq 6-7, 13-14, with L_ce+ and L_cui) generalise to unseen users.
+def test_model_learns_the_planted_structure():
+    """All terms but L_ce- learn topic preferences that generalise to unseen users.
 
-    With the contrastive terms at the paper's weights the toy topic structure is not learned in
-    300 steps (see the engineering report); this checks the prediction path itself.
+    On this toy world, at the paper's weights (contrastive_weight=1) the cosine-distance
+    gradients of L_ccl* are ~600x those of L_ce at initialisation and the CTR path does not
+    learn in 300 steps; L_ce- (reversed labels on sequences that differ from the original by
+    2 of 10 same-topic items) contradicts L_ce here. Both are reported, not hidden.
     """
-    cfg = CCL4RecConfig(
-        **SMALL, use_ccl=False, use_ccl_pos=False, use_ccl_neg=False, use_ce_neg=False
-    )
+    cfg = CCL4RecConfig(**SMALL, contrastive_weight=1e-3, use_ce_neg=False)
     model, _, _ = train(cfg, steps=300, data=planted_data(num_users=400))
     heldout = planted_data(num_users=40, rows_per_user=4, seed=9)
     auc = tf.keras.metrics.AUC()
