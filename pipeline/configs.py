@@ -38,6 +38,7 @@ class PipelineConfig:
       runner / beam_args: Beam runner for the data-heavy components ("direct" runs here).
       direct_mode / direct_workers: DirectRunner in_memory | multi_processing, and its workers.
       enable_cache: reuse outputs of components whose inputs did not change.
+      serving_version_policy: version policy written to <serving_base>/models.config.
     """
 
     data_root: str
@@ -65,6 +66,7 @@ class PipelineConfig:
     direct_mode: str = "in_memory"
     direct_workers: int = 1
     enable_cache: bool = True
+    serving_version_policy: str = "latest:1"
 
     def __post_init__(self):
         if not self.serving_base:

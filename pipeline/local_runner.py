@@ -4,49 +4,76 @@ Prints one progress line per component (with wall time) and returns a summary re
 the pushed version, the evaluation's key metrics, and whether the model was blessed.
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
-import re
 import time
+from unittest import mock
 
 from tfx import v1 as tfx
+from tfx.orchestration.portable import launcher as tfx_launcher
 
-from pipeline.configs import PipelineConfig
+from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig
 from pipeline.pipeline import create_pipeline
 
-_RUNNING = re.compile(r"Component (\S+) is running")
-_FINISHED = re.compile(r"Component (\S+) is finished")
-_CACHED = re.compile(r"A cached execution (\d+) is used")
 
-
-class _ProgressHandler(logging.Handler):
-    """Turns TFX's per-component log lines into progress output with timings."""
+class _Progress:
+    """One line when a component starts and one when it ends (with wall time, cached or not)."""
 
     def __init__(self, total: int, echo=print):
-        super().__init__(level=logging.INFO)
         self.total = total
         self.echo = echo
         self.index = 0
-        self.started = {}
-        self.cached = False
         self.timings = {}
 
-    def emit(self, record):
-        message = record.getMessage()
-        if match := _RUNNING.search(message):
-            self.index += 1
-            self.started[match.group(1)] = time.time()
-            self.cached = False
-            self.echo(f"[{self.index}/{self.total}] {match.group(1)} ...", flush=True)
-        elif _CACHED.search(message):
-            self.cached = True
-        elif match := _FINISHED.search(message):
-            name = match.group(1)
-            seconds = time.time() - self.started.get(name, time.time())
-            self.timings[name] = (seconds, self.cached)
-            how = "cached" if self.cached else "done"
-            self.echo(f"[{self.index}/{self.total}] {name} {how} in {seconds:.1f} s", flush=True)
+    def start(self, name):
+        self.index += 1
+        self.echo(f"[{self.index}/{self.total}] {name} ...", flush=True)
+        return time.time()
+
+    def finish(self, name, started, cached):
+        seconds = time.time() - started
+        self.timings[name] = (seconds, cached)
+        how = "cached" if cached else "done"
+        self.echo(f"[{self.index}/{self.total}] {name} {how} in {seconds:.1f} s", flush=True)
+
+    def failed(self, name, started):
+        self.echo(f"[{self.index}/{self.total}] {name} FAILED after {time.time() - started:.1f} s")
+
+    @contextlib.contextmanager
+    def watching_launcher(self):
+        """Wraps TFX's component Launcher for the duration of a run.
+
+        TFX has no progress callback, and its per-component INFO log lines cannot be relied on:
+        executors (Transform's Beam run) reconfigure logging mid-run. So the launcher itself is
+        wrapped; `_prepare_execution` says whether the execution was needed (else: cache hit).
+        """
+        original_launch = tfx_launcher.Launcher.launch
+        original_prepare = tfx_launcher.Launcher._prepare_execution
+        progress = self
+
+        def prepare(launcher):
+            result = original_prepare(launcher)
+            launcher._ccl4rec_cached = not result.is_execution_needed
+            return result
+
+        def launch(launcher):
+            name = launcher._pipeline_node.node_info.id
+            started = progress.start(name)
+            try:
+                result = original_launch(launcher)
+            except BaseException:
+                progress.failed(name, started)
+                raise
+            progress.finish(name, started, getattr(launcher, "_ccl4rec_cached", False))
+            return result
+
+        with (
+            mock.patch.object(tfx_launcher.Launcher, "launch", launch),
+            mock.patch.object(tfx_launcher.Launcher, "_prepare_execution", prepare),
+        ):
+            yield
 
 
 @dataclasses.dataclass
@@ -58,9 +85,12 @@ class RunSummary:
     metrics: dict
     timings: dict
     log_file: str
+    models_config: str | None = None
 
     def lines(self) -> list:
         out = [f"blessed: {self.blessed}", f"pushed: {self.pushed_path or 'no (not blessed)'}"]
+        if self.models_config:
+            out.append(f"TF Serving config: {self.models_config}")
         out.append(f"evaluation: {self.evaluation_uri}")
         for name, value in sorted(self.metrics.items()):
             out.append(
@@ -129,7 +159,7 @@ def run(config: PipelineConfig, echo=print) -> RunSummary:
         config.pipeline_root, "logs", f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     )
     pipeline = create_pipeline(config)
-    progress = _ProgressHandler(total=len(pipeline.components), echo=echo)
+    progress = _Progress(total=len(pipeline.components), echo=echo)
     file_handler = logging.FileHandler(log_file)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     # TFX (absl), TensorFlow, Beam and Python warnings go to the log file; the console gets progress.
@@ -140,9 +170,9 @@ def run(config: PipelineConfig, echo=print) -> RunSummary:
         lg.setLevel(logging.INFO)
         lg.propagate = False
         lg.handlers = [file_handler]
-    quiet[0].addHandler(progress)
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        with progress.watching_launcher():
+            tfx.orchestration.LocalDagRunner().run(pipeline)
     finally:
         logging.captureWarnings(False)
         for lg, level, propagate, handlers in saved:
@@ -150,4 +180,12 @@ def run(config: PipelineConfig, echo=print) -> RunSummary:
             lg.propagate = propagate
             lg.handlers = handlers
         file_handler.close()
-    return summarize(config, progress.timings, log_file)
+    summary = summarize(config, progress.timings, log_file)
+    if summary.pushed:
+        from serving.model_config import write_push_config
+
+        # <serving_base>/models.config: what tensorflow_model_server / `ccl4rec serve` load.
+        summary.models_config = write_push_config(
+            config.serving_base, SERVING_MODEL_NAME, config.serving_version_policy
+        )
+    return summary

@@ -82,12 +82,16 @@ class CCL4RecModel(tfrs.models.Model):
             seed=config.seed,
         )
         self.scorer = BehaviorScorer(units, reg, name="click_scorer")
-        self.encoder = SequenceEncoder(units, reg, name="click_encoder")
+        self.encoder = SequenceEncoder(
+            units, reg, scaled_scores=config.scaled_attention_scores, name="click_encoder"
+        )
         self.ctr = CTRHead(units, config.mlp_units, reg, name="ctr")
         # §4.1: extra sequences get their own scorer/encoder weights and no augmentation.
         if config.use_nonclick_sequence:
             self.nonclick_scorer = BehaviorScorer(units, reg, name="nonclick_scorer")
-            self.nonclick_encoder = SequenceEncoder(units, reg, name="nonclick_encoder")
+            self.nonclick_encoder = SequenceEncoder(
+                units, reg, scaled_scores=config.scaled_attention_scores, name="nonclick_encoder"
+            )
         if config.num_interest_vectors:
             self.interest_projection = tf.keras.layers.Dense(
                 config.embedding_dim,
@@ -96,7 +100,9 @@ class CCL4RecModel(tfrs.models.Model):
                 name="interest_projection",
             )
             self.interest_scorer = BehaviorScorer(units, reg, name="interest_scorer")
-            self.interest_encoder = SequenceEncoder(units, reg, name="interest_encoder")
+            self.interest_encoder = SequenceEncoder(
+                units, reg, scaled_scores=config.scaled_attention_scores, name="interest_encoder"
+            )
         # Augmentation schedule (§3.5), advanced by ScheduleCallback, saved with the model.
         self.training_progress = tf.Variable(
             0.0, trainable=False, dtype=tf.float32, name="training_progress"
@@ -202,7 +208,11 @@ class CCL4RecModel(tfrs.models.Model):
             self.loss_trackers[f"{name}_loss"].update_state(value)
         self.loss_trackers["embedding_l2"].update_state(emb_l2)
         self.auc.update_state(labels, probs)
-        return tf.add_n(list(terms.values()) + [emb_l2])
+        total = tf.add_n(list(terms.values()) + [emb_l2])
+        # TFRS applies the gradients of this loss as is and MirroredStrategy sums gradients over
+        # replicas, so each replica's share is scaled to keep the step size of one device.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return total / replicas if replicas > 1 else total
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameter counts split into per-video tables and the rest.

@@ -108,7 +108,12 @@ def make_dataset(
 
 
 def run_fn(fn_args):
-    """Trains CCL4Rec and exports the serving SavedModel (TFX generic Trainer entry point)."""
+    """TFX generic Trainer entry point: trains CCL4Rec and exports the serving SavedModel."""
+    train_and_export(fn_args)
+
+
+def train_and_export(fn_args):
+    """Trains on `fn_args` (a TFX FnArgs), exports to fn_args.serving_model_dir, returns the model."""
     custom = fn_args.custom_config or {}
     if isinstance(custom, str):
         custom = json.loads(custom)
@@ -127,11 +132,10 @@ def run_fn(fn_args):
     evaluation = make_dataset(
         fn_args.eval_files, fn_args.data_accessor, tft_output, batch, rows_per_user, seed
     )
-    with strategy.scope():
+    with strategy.scope():  # variables (built by parameter_counts) must live in the scope
         model = CCL4RecModel(config, content_features=content)
         model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-
-    counts = model.parameter_counts()
+        counts = model.parameter_counts()
     print(f"trainer: config {json.dumps(config.to_dict(), sort_keys=True)}", flush=True)
     print(f"trainer: parameters {counts}", flush=True)
     epochs = max(1, int(custom.get("epochs", 1)))
@@ -154,3 +158,4 @@ def run_fn(fn_args):
     print(f"trainer: final epoch metrics {json.dumps(final, sort_keys=True)}", flush=True)
     export_serving_model(model, tft_output, fn_args.serving_model_dir)
     print(f"trainer: exported serving model to {fn_args.serving_model_dir}", flush=True)
+    return model

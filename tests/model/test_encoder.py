@@ -59,3 +59,14 @@ def test_padding_values_never_leak():
     alpha_ij, alpha_t = scorer(tf.constant(noisy), tf.constant(mask))
     u2 = encoder(tf.constant(noisy), alpha_ij, alpha_t, tf.constant(mask)).numpy()
     np.testing.assert_allclose(u2, u, atol=1e-5)
+
+
+def test_scaled_scores_option_divides_before_the_softmaxes():
+    seq, mask, _, _, alpha_ij, alpha_t, _ = _setup(3)
+    encoder = SequenceEncoder(U, scaled_scores=True)
+    u = encoder(tf.constant(seq), tf.constant(alpha_ij), tf.constant(alpha_t), tf.constant(mask))
+    n_real = np.maximum(mask.sum(-1, keepdims=True), 1)
+    expected = _np_encode(
+        seq, alpha_ij / np.sqrt(D), alpha_t / (np.sqrt(D) * n_real), mask, encoder.w3.numpy()
+    )
+    np.testing.assert_allclose(u.numpy(), expected, atol=1e-5)

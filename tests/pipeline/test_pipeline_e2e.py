@@ -1,0 +1,128 @@
+"""The whole TFX pipeline on tiny generated data: push layout, signatures, TFMA output, blessing, cache.
+
+One full run (module fixture) and two cheap reruns that reuse its cache, so the suite stays small.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+
+from pipeline import local_runner
+from pipeline.components.anomaly_gate import DataAnomaliesError
+from pipeline.configs import PipelineConfig
+from tf_ccl4rec import features as F
+from tf_ccl4rec.data import synth
+
+pytestmark = pytest.mark.slow
+
+TINY_MODEL = {"embedding_dim": 16, "mlp_units": [16], "num_substitutes": 100}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("raw"))
+    config = synth.SynthConfig(users=40, videos=200, topics=8, exposures_per_user=60, seed=3)
+    synth.synth(config, out, progress=lambda *a, **k: None)
+    return out
+
+
+def _config(data_dir, root, **overrides):
+    values = dict(
+        data_root=data_dir,
+        pipeline_root=root,
+        max_history=20,
+        train_steps=60,
+        eval_steps=5,
+        epochs=1,
+        model=TINY_MODEL,
+        auc_floor=0.0,
+    )
+    values.update(overrides)
+    return PipelineConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def first_run(data_dir, tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("pipeline"))
+    config = _config(data_dir, root)
+    lines = []
+    summary = local_runner.run(config, echo=lambda *a, **k: lines.append(a[0]))
+    return config, summary, lines
+
+
+def _versions(config):
+    base = os.path.join(config.serving_base, "ccl4rec")
+    return sorted(int(v) for v in os.listdir(base)) if os.path.isdir(base) else []
+
+
+def test_push_layout_and_serving_default_answers(first_run, data_dir):
+    config, summary, lines = first_run
+    assert summary.blessed is True and summary.pushed
+    versions = _versions(config)
+    assert len(versions) == 1
+    version_dir = os.path.join(config.serving_base, "ccl4rec", str(versions[0]))
+    assert summary.pushed_path.rstrip("/") == version_dir
+    assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
+    loaded = tf.saved_model.load(version_dir)
+    assert {"serving_default", "predict", "recommend", "user_embedding"} <= set(loaded.signatures)
+    examples = []
+    for clicks, label in (([b"v1", b"v2"], 1), ([], 0)):
+        ex = tf.train.Example()
+        feats = ex.features.feature
+        feats[F.USER_ID].bytes_list.value.append(b"u0")
+        feats[F.VIDEO_ID].bytes_list.value.append(b"v3")
+        feats[F.LABEL].int64_list.value.append(label)
+        feats[F.TIMESTAMP].int64_list.value.append(10)
+        feats[F.CLICK_HISTORY].bytes_list.value.extend(clicks)
+        feats[F.NONCLICK_HISTORY].bytes_list.value.extend([])
+        examples.append(ex.SerializeToString())
+    scores = loaded.signatures["serving_default"](inputs=tf.constant(examples))["scores"].numpy()
+    assert scores.shape == (2, 1)
+    assert np.all((scores > 0) & (scores < 1))
+    # Progress output: one start and one end line per component.
+    assert sum("Trainer" in line for line in lines) == 2
+
+
+def test_tfma_metrics_for_every_slice_and_a_validation_result(first_run):
+    config, summary, _ = first_run
+    result = tfma.load_eval_result(summary.evaluation_uri)
+    by_slice = {key: m[""][""] for key, m in result.slicing_metrics}
+    wanted = {"auc", "example_count", "calibration", "precision_at_50", "recall_at_50", "f1_at_50"}
+    assert wanted <= set(by_slice[()])
+    for feature in (F.USER_ACTIVITY_BUCKET, F.VIDEO_POPULARITY_BUCKET):
+        slices = [k for k in by_slice if k and k[0][0] == feature]
+        assert slices, f"no slices on {feature}"
+        for key in slices:
+            assert {"auc", "precision_at_50", "recall_at_50", "f1_at_50"} <= set(by_slice[key])
+    validation = tfma.load_validation_result(summary.evaluation_uri)
+    assert validation.validation_ok
+    assert summary.metrics["auc"] == pytest.approx(by_slice[()]["auc"]["doubleValue"])
+
+
+def test_rerun_uses_cache_and_auc_floor_blocks_the_push(first_run):
+    config, _, _ = first_run
+    before = _versions(config)
+    # Same inputs: data and training components come from the cache.
+    summary = local_runner.run(config, echo=lambda *a, **k: None)
+    for name in ("CCL4RecExampleGen", "StatisticsGen", "Transform", "Trainer"):
+        assert summary.timings[name][1], f"{name} was not cached"
+    # Same model, impossible floor: evaluated again, not blessed, nothing new pushed.
+    strict = _config(config.data_root, config.pipeline_root, auc_floor=0.999)
+    summary = local_runner.run(strict, echo=lambda *a, **k: None)
+    assert summary.timings["Trainer"][1]
+    assert summary.blessed is False and not summary.pushed
+    assert len(_versions(config)) == len(before) + 1  # only the blessed rerun pushed
+
+
+def test_schema_anomaly_stops_before_training(data_dir, tmp_path):
+    from schema_helpers import schema_with_label_domain
+
+    schema = schema_with_label_domain(tmp_path / "schema.pbtxt", 0, 0)  # label 1 is now an anomaly
+    config = _config(data_dir, str(tmp_path / "root"), schema_path=str(schema))
+    with pytest.raises(DataAnomaliesError, match="label"):
+        local_runner.run(config, echo=lambda *a, **k: None)
+    assert not os.path.exists(os.path.join(config.pipeline_root, "Trainer"))
+    assert not os.path.exists(os.path.join(config.pipeline_root, "Transform"))
