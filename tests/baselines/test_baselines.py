@@ -1,0 +1,186 @@
+"""Baselines: training on planted structure, agreement of call/score_candidates, masks, build_model."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_ccl4rec import features as F
+from tf_ccl4rec.baselines import MODEL_TYPES, BaselineConfig, build_model
+from tf_ccl4rec.model import CCL4RecModel
+
+VOCAB, N, TOPICS = 120, 10, 4
+LEARNING = ("bpr", "lstm", "cnn", "ncf", "atrank")
+CONFIG = dict(
+    vocab_size=VOCAB,
+    num_oov_buckets=1,
+    embedding_dim=16,
+    max_history=N,
+    mlp_units=[16],
+    learning_rate=0.01,
+    # CCL4Rec-only keys, which the baselines must ignore:
+    num_substitutes=50,
+    strategy="random",
+)
+
+
+def planted_data(num_users, rows_per_user, seed):
+    """Each user likes one topic (video index % TOPICS); a target from it is clicked (5% flips).
+
+    Histories are PAD_ID-padded on the right; some are empty or length 1.
+    """
+    rng = np.random.default_rng(seed)
+    topic_of = np.arange(VOCAB + 1) % TOPICS
+    by_topic = [np.flatnonzero((topic_of == t) & (np.arange(VOCAB + 1) > 0)) for t in range(TOPICS)]
+    cols = {F.MODEL_CLICK_HISTORY: [], F.MODEL_TARGET: [], F.MODEL_LABEL: [], F.MODEL_USER: []}
+    for u in range(num_users):
+        liked_topic = rng.integers(TOPICS)
+        length = rng.choice([0, 1, 3, N // 2, N, N])
+        hist = np.zeros(N, np.int64)
+        hist[:length] = rng.choice(by_topic[liked_topic], length)
+        for _ in range(rows_per_user):
+            liked = rng.uniform() < 0.5
+            topic = liked_topic if liked else (liked_topic + rng.integers(1, TOPICS)) % TOPICS
+            flip = rng.uniform() < 0.05
+            cols[F.MODEL_CLICK_HISTORY].append(hist)
+            cols[F.MODEL_TARGET].append(rng.choice(by_topic[topic]))
+            cols[F.MODEL_LABEL].append(float(liked != flip))
+            cols[F.MODEL_USER].append(u)
+    out = {k: np.asarray(v) for k, v in cols.items()}
+    out[F.MODEL_LABEL] = out[F.MODEL_LABEL].astype(np.float32)
+    return out
+
+
+def auc(labels, scores):
+    metric = tf.keras.metrics.AUC(num_thresholds=1000)
+    metric.update_state(labels, scores)
+    return float(metric.result())
+
+
+@pytest.fixture(scope="module")
+def data():
+    return planted_data(160, 8, seed=0), planted_data(60, 8, seed=1)
+
+
+def train(model_type, train_rows, steps=200, epochs=10):
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(model_type, CONFIG)
+    model.compile(optimizer=tf.keras.optimizers.Adam(CONFIG["learning_rate"]))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(train_rows).shuffle(2000, seed=0).repeat().batch(32)
+    )
+    history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps // epochs, verbose=0)
+    return model, history.history
+
+
+@pytest.mark.parametrize("model_type", LEARNING)
+def test_learning_baseline_trains_and_ranks_held_out_rows(model_type, data):
+    train_rows, held_out = data
+    model, history = train(model_type, train_rows)
+    name = f"{model.loss_name}_loss"
+    first, last = history[name][0], history[name][-1]
+    print(f"{model_type}: {name} {first:.4f} -> {last:.4f}; parameters {model.parameter_counts()}")
+    assert np.isfinite(history[name]).all()
+    assert last < first
+    features = {k: v for k, v in held_out.items() if k != F.MODEL_LABEL}
+    scores = model(features).numpy()
+    assert scores.shape == (len(held_out[F.MODEL_LABEL]),)
+    assert np.all((scores >= 0) & (scores <= 1))
+    held_out_auc = auc(held_out[F.MODEL_LABEL], scores)
+    print(f"{model_type}: held-out AUC {held_out_auc:.3f}")
+    assert held_out_auc > 0.6
+
+    # score_candidates agrees with call when a candidate is the target.
+    rows = {k: v[:12] for k, v in features.items()}
+    others = np.random.default_rng(2).integers(1, VOCAB + 1, (12, 4))
+    candidates = np.concatenate([rows[F.MODEL_TARGET][:, None], others], axis=1)
+    by_candidates = model.score_candidates(rows, candidates).numpy()
+    assert by_candidates.shape == (12, 5)
+    np.testing.assert_allclose(by_candidates[:, 0], model(rows).numpy(), rtol=1e-5, atol=1e-6)
+    # ... and for each other candidate put in the target's place.
+    swapped = dict(rows, **{F.MODEL_TARGET: others[:, 2]})
+    np.testing.assert_allclose(by_candidates[:, 3], model(swapped).numpy(), rtol=1e-5, atol=1e-6)
+    embedding = model.user_embedding(rows).numpy()
+    assert embedding.shape[0] == 12 and np.isfinite(embedding).all()
+
+
+@pytest.mark.parametrize("model_type", LEARNING + ("popularity",))
+def test_padding_and_empty_histories(model_type, data):
+    train_rows, _ = data
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(model_type, CONFIG)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    model.fit(tf.data.Dataset.from_tensor_slices(train_rows).batch(32).take(3), epochs=1, verbose=0)
+    batch = {k: v[:8].copy() for k, v in train_rows.items()}
+    batch[F.MODEL_CLICK_HISTORY][:3] = F.PAD_ID  # three empty histories
+    scores = model(batch).numpy()
+    assert np.isfinite(scores).all()
+    # Longer right padding changes nothing.
+    padded = dict(batch)
+    padded[F.MODEL_CLICK_HISTORY] = np.pad(batch[F.MODEL_CLICK_HISTORY], [(0, 0), (0, 3)])
+    np.testing.assert_allclose(model(padded).numpy(), scores, rtol=1e-5, atol=1e-6)
+    assert np.isfinite(model.user_embedding(batch).numpy()).all()
+    # The loss and its gradients stay finite with empty histories (and an all-empty batch).
+    for rows in (batch, dict(batch, **{F.MODEL_CLICK_HISTORY: np.zeros((8, N), np.int64)})):
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(rows, training=True)
+        assert np.isfinite(loss.numpy())
+        grads = tape.gradient(loss, model.trainable_variables)
+        for var, grad in zip(model.trainable_variables, grads, strict=True):
+            if grad is not None:
+                values = tf.convert_to_tensor(grad).numpy()
+                assert np.isfinite(values).all(), f"{model_type}: NaN gradient for {var.name}"
+
+
+def test_popularity_is_the_smoothed_training_ctr():
+    rng = np.random.default_rng(0)
+    item_ctr = rng.uniform(0.05, 0.95, VOCAB + 1)
+
+    def rows(n, seed):
+        r = np.random.default_rng(seed)
+        targets = r.integers(1, VOCAB + 1, n)
+        return {
+            F.MODEL_CLICK_HISTORY: np.zeros((n, N), np.int64),
+            F.MODEL_TARGET: targets,
+            F.MODEL_LABEL: (r.uniform(size=n) < item_ctr[targets]).astype(np.float32),
+        }
+
+    train_rows, held_out = rows(4000, 1), rows(1000, 2)
+    model = build_model("popularity", CONFIG)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    history = model.fit(
+        tf.data.Dataset.from_tensor_slices(train_rows).batch(100), epochs=1, verbose=0
+    ).history
+    clicks = np.bincount(train_rows[F.MODEL_TARGET], train_rows[F.MODEL_LABEL], VOCAB + 2)
+    shows = np.bincount(train_rows[F.MODEL_TARGET], minlength=VOCAB + 2)
+    prior = clicks.sum() / shows.sum()
+    expected = (clicks + prior) / (shows + 1.0)
+    targets = held_out[F.MODEL_TARGET]
+    np.testing.assert_allclose(model(held_out).numpy(), expected[targets], rtol=1e-5)
+    unseen = np.array([[VOCAB + 1, 1]])  # the OOV row was never shown: global CTR
+    np.testing.assert_allclose(
+        model.score_candidates(held_out, np.repeat(unseen, 1000, 0)).numpy()[0],
+        [prior, expected[1]],
+        rtol=1e-5,
+    )
+    held_out_auc = auc(held_out[F.MODEL_LABEL], model(held_out).numpy())
+    print(
+        f"popularity: held-out AUC {held_out_auc:.3f}, ce {history['ce_loss'][-1]:.4f}; "
+        f"parameters {model.parameter_counts()}"
+    )
+    assert held_out_auc > 0.6
+    assert model.trainable_variables == []
+
+
+def test_build_model_types_and_config_errors():
+    assert MODEL_TYPES == ("ccl4rec", "bpr", "lstm", "cnn", "ncf", "atrank", "popularity")
+    ccl = build_model("ccl4rec", dict(vocab_size=VOCAB, embedding_dim=8, max_history=N))
+    assert isinstance(ccl, CCL4RecModel) and ccl.config.embedding_dim == 8
+    for model_type in MODEL_TYPES[1:]:
+        model = build_model(model_type, CONFIG)
+        assert model.config.embedding_dim == 16 and model.config.vocab_size == VOCAB
+    with pytest.raises(ValueError, match="model_type must be one of"):
+        build_model("gru", CONFIG)
+    with pytest.raises(ValueError, match="unknown keys"):
+        build_model("lstm", dict(CONFIG, embeding_dim=3))
+    with pytest.raises(ValueError, match="vocab_size"):
+        BaselineConfig.from_dict(dict(CONFIG, vocab_size=0))
