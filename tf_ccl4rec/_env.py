@@ -15,6 +15,7 @@ def quiet_import_warnings() -> None:
 
     # google-cloud packages (via apache-beam[gcp]) warn about Python 3.10 on every import.
     warnings.filterwarnings("ignore", message="You are using a non-supported Python version")
+    warnings.filterwarnings("ignore", message="Support for google-cloud-storage < 3.0.0")
 
 
 def ensure_legacy_keras() -> None:

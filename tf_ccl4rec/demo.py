@@ -74,7 +74,7 @@ def serve_and_query(config):
 
     base = os.path.join(config.serving_base, "ccl4rec")
     cmd = [sys.executable, "-m", "serving.server", "--model-base-path", base, "--port", "0"]
-    print("$ " + " ".join(cmd[2:]), flush=True)
+    print(f"$ ccl4rec serve --model-base-path {base} --port 0", flush=True)
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         target = None
