@@ -142,7 +142,15 @@ class CCL4RecExampleGen(base_beam_component.BaseBeamComponent):
         from tf_ccl4rec.data import examples, raw_log
 
         if input_fingerprint is None:
-            input_fingerprint = raw_log.fingerprint(data_root)
+            try:
+                input_fingerprint = raw_log.fingerprint(data_root)
+            except Exception as err:  # e.g. gs:// without credentials when compiling for Kubeflow
+                logging.warning(
+                    "CCL4RecExampleGen: cannot fingerprint %s at pipeline definition (%s); "
+                    "the cache keys on the path only",
+                    data_root,
+                    err,
+                )
 
         # Validate here so a bad option fails at pipeline definition, not inside the executor.
         examples.ExampleOptions(max_history, static_history, eval_fraction, strict, feature_dim)

@@ -20,6 +20,7 @@ def test_component_parameters_and_validation():
     assert props["max_history"] == F.DEFAULT_MAX_HISTORY
     assert (props["static_history"], props["strict"], props["eval_fraction"]) == (1, 1, 0.2)
     assert EXAMPLES_KEY in gen.outputs
+    assert props.get("input_fingerprint") is None  # unreadable path: cache keys on the path only
     with pytest.raises(ValueError, match="eval_fraction"):
         CCL4RecExampleGen(data_root="/data/raw", eval_fraction=1.5)
 
@@ -57,3 +58,11 @@ def test_executor_strict_fails(tmp_path):
     root = write_log(tmp_path / "raw", ROWS + ["u2,x,3,7"])
     with pytest.raises(Exception, match="click_not_0_1"):
         _run_executor(root, str(tmp_path / "out"), strict=True)
+
+
+def test_fingerprint_parameter_tracks_the_raw_log(tmp_path):
+    root = write_log(tmp_path / "raw", ROWS)
+    first = CCL4RecExampleGen(str(root)).exec_properties["input_fingerprint"]
+    assert first and first == CCL4RecExampleGen(str(root)).exec_properties["input_fingerprint"]
+    write_log(tmp_path / "raw", ROWS + [["u2", "e", 5, 0]])
+    assert CCL4RecExampleGen(str(root)).exec_properties["input_fingerprint"] != first
