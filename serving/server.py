@@ -249,17 +249,8 @@ class ModelManager:
             raise ServingError(
                 grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({spec.name})"
             )
-        choice = spec.WhichOneof("version_choice")
-        if choice == "version_label":
-            if spec.version_label not in self.labels:
-                raise ServingError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"Unrecognized servable version label: {spec.version_label}",
-                )
-            version = self.labels[spec.version_label]
-        elif choice == "version":
-            version = spec.version.value
-        else:
+        version = self._requested_version(spec)
+        if version is None:
             if not serving:
                 raise ServingError(
                     grpc.StatusCode.NOT_FOUND,
@@ -273,6 +264,20 @@ class ModelManager:
             )
         return serving[version]
 
+    def _requested_version(self, spec) -> int | None:
+        """The version a ModelSpec names (by label or number), or None for "latest"."""
+        choice = spec.WhichOneof("version_choice")
+        if choice == "version_label":
+            if spec.version_label not in self.labels:
+                raise ServingError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"Unrecognized servable version label: {spec.version_label}",
+                )
+            return self.labels[spec.version_label]
+        if choice == "version":
+            return spec.version.value
+        return None
+
     def status(self, spec) -> list[tuple[int, _VersionStatus]]:
         """(version, status) pairs for GetModelStatus, newest first.
 
@@ -285,17 +290,8 @@ class ModelManager:
             )
         with self._status_lock:
             statuses = dict(self._status)
-        choice = spec.WhichOneof("version_choice")
-        if choice == "version_label":
-            if spec.version_label not in self.labels:
-                raise ServingError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"Unrecognized servable version label: {spec.version_label}",
-                )
-            wanted = self.labels[spec.version_label]
-        elif choice == "version":
-            wanted = spec.version.value
-        else:
+        wanted = self._requested_version(spec)
+        if wanted is None:
             if not statuses:
                 raise ServingError(
                     grpc.StatusCode.NOT_FOUND,

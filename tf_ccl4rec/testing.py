@@ -121,3 +121,15 @@ def build_serving_model(
 def vocabulary(tft_output) -> list:
     """The video vocabulary of a Transform output, as str ids in index order."""
     return [v.decode() for v in tft_output.vocabulary_by_name(VIDEO_VOCAB_NAME)]
+
+
+def serialize_raw_row(row: dict) -> bytes:
+    """A raw row (feature -> list of bytes or ints, as `random_raw_rows` makes) as a tf.Example."""
+    example = tf.train.Example()
+    for name, values in row.items():
+        feature = example.features.feature[name]
+        if values and isinstance(values[0], bytes):
+            feature.bytes_list.value.extend(values)
+        elif values:
+            feature.int64_list.value.extend(values)
+    return example.SerializeToString()

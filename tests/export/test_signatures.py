@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec.preprocessing import VIDEO_VOCAB_NAME
-from tf_ccl4rec.testing import build_serving_model, random_raw_rows
+from tf_ccl4rec.testing import build_serving_model, random_raw_rows, serialize_raw_row
 
 
 @pytest.fixture(scope="module")
@@ -16,17 +16,6 @@ def exported(tmp_path_factory):
     loaded = tf.saved_model.load(export_dir)
     vocab = [v.decode() for v in tft_output.vocabulary_by_name(VIDEO_VOCAB_NAME)]
     return loaded, model, tft_output, vocab, export_dir
-
-
-def _serialize(row):
-    ex = tf.train.Example()
-    for name, values in row.items():
-        feat = ex.features.feature[name]
-        if values and isinstance(values[0], bytes):
-            feat.bytes_list.value.extend(values)
-        elif values:
-            feat.int64_list.value.extend(values)
-    return ex.SerializeToString()
 
 
 def _pad(lists):
@@ -39,7 +28,7 @@ def test_serving_default_equals_the_in_process_model(exported):
     rows = random_raw_rows(num_rows=20, seed=7)
     for row in rows:
         row.pop("category", None)
-    serialized = tf.constant([_serialize(r) for r in rows])
+    serialized = tf.constant([serialize_raw_row(r) for r in rows])
     scores = loaded.signatures["serving_default"](inputs=serialized)["scores"].numpy()
     parsed = tf.io.parse_example(serialized, tft_output.raw_feature_spec())
     transformed = tft_output.transform_raw_features(parsed)
@@ -75,7 +64,9 @@ def test_predict_matches_serving_default_and_zeroes_padding(exported):
                         F.NONCLICK_HISTORY: [c.encode() for c in nonclicks],
                     }
                 )
-    scores = loaded.signatures["serving_default"](inputs=tf.constant([_serialize(r) for r in rows]))
+    scores = loaded.signatures["serving_default"](
+        inputs=tf.constant([serialize_raw_row(r) for r in rows])
+    )
     np.testing.assert_allclose(
         scores["scores"].numpy().reshape(-1), out[out > 0].reshape(-1), atol=1e-5
     )

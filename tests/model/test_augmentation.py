@@ -5,6 +5,7 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
+from np_reference import np_masked_softmax
 
 from tf_ccl4rec import augmentation as aug
 from tf_ccl4rec.layers import BehaviorScorer, masked_softmax
@@ -13,21 +14,10 @@ from tf_ccl4rec.losses import adaptive_margin
 CFG = types.SimpleNamespace(filter_fraction=0.5, replace_fraction=0.5, min_augment_history=2)
 
 
-def _np_softmax(x, mask=None):
-    mask = np.ones_like(x, bool) if mask is None else mask
-    out = np.zeros_like(x)
-    for idx in np.ndindex(x.shape[:-1]):
-        m = mask[idx]
-        if m.any():
-            e = np.exp(x[idx][m] - x[idx][m].max())
-            out[idx][m] = e / e.sum()
-    return out
-
-
 def _np_hardness(alpha_t, beta, rep, sub, mask, positive, valid):
     s = -1.0 if positive else 1.0
-    imp = _np_softmax(s * alpha_t, mask)
-    rel = _np_softmax(s * beta)
+    imp = np_masked_softmax(s * alpha_t, mask)
+    rel = np_masked_softmax(s * beta)
     out = np.zeros(rep.shape[:-1])
     for idx in np.ndindex(rep.shape):
         b = idx[0]

@@ -2,27 +2,18 @@
 
 import numpy as np
 import tensorflow as tf
+from np_reference import np_masked_softmax
 
 from tf_ccl4rec.layers import BehaviorScorer, SequenceEncoder
 
 B, N, D, U = 4, 7, 6, 5
 
 
-def _np_masked_softmax(x, mask):
-    out = np.zeros_like(x)
-    for idx in np.ndindex(x.shape[:-1]):
-        m = mask[idx]
-        if m.any():
-            e = np.exp(x[idx][m] - x[idx][m].max())
-            out[idx][m] = e / e.sum()
-    return out
-
-
 def _np_encode(seq, alpha_ij, alpha_t, mask, w3):
     proj = seq @ w3
-    row_w = _np_masked_softmax(alpha_ij, np.broadcast_to(mask[:, None, :], alpha_ij.shape))
+    row_w = np_masked_softmax(alpha_ij, np.broadcast_to(mask[:, None, :], alpha_ij.shape))
     v_hat = row_w @ proj
-    w = _np_masked_softmax(alpha_t, mask)
+    w = np_masked_softmax(alpha_t, mask)
     return (v_hat * w[..., None]).sum(1)
 
 

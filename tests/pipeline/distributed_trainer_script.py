@@ -21,7 +21,7 @@ from tfx.components.util import tfxio_utils  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 
 from tf_ccl4rec.model import CCL4RecModel  # noqa: E402
-from tf_ccl4rec.testing import analyze, random_raw_rows  # noqa: E402
+from tf_ccl4rec.testing import analyze, random_raw_rows, serialize_raw_row  # noqa: E402
 from tf_ccl4rec.trainer import train_and_export  # noqa: E402
 
 
@@ -86,16 +86,7 @@ def main(workdir):
     expected = single(batch).numpy()
     loaded = tf.saved_model.load(fn_args.serving_model_dir)
     parsed_rows = random_raw_rows(seed=1)[:32]
-    serialized = []
-    for row in parsed_rows:
-        ex = tf.train.Example()
-        for name, values in row.items():
-            feature = ex.features.feature[name]
-            if values and isinstance(values[0], bytes):
-                feature.bytes_list.value.extend(values)
-            elif values:
-                feature.int64_list.value.extend(values)
-        serialized.append(ex.SerializeToString())
+    serialized = [serialize_raw_row(row) for row in parsed_rows]
     exported = loaded.signatures["serving_default"](inputs=tf.constant(serialized))["scores"]
     print(json.dumps({
         "replicas": int(strategy_model.distribute_strategy.num_replicas_in_sync),
