@@ -184,3 +184,47 @@ def test_build_model_types_and_config_errors():
         build_model("lstm", dict(CONFIG, embeding_dim=3))
     with pytest.raises(ValueError, match="vocab_size"):
         BaselineConfig.from_dict(dict(CONFIG, vocab_size=0))
+
+
+@pytest.fixture(scope="module")
+def transform_output(tmp_path_factory):
+    from tf_ccl4rec.testing import analyze, random_raw_rows
+
+    tft_output, transformed = analyze(
+        random_raw_rows(seed=0), str(tmp_path_factory.mktemp("transform")), {"max_history": 8}
+    )
+    columns = {k: np.stack([np.asarray(r[k]) for r in transformed]) for k in transformed[0]}
+    return tft_output, columns
+
+
+# Exporting costs ~15 s a model here: the recurrent, the attention and the count-based models
+# cover the graph features the others use too (all share BaselineModel's scoring path).
+@pytest.mark.parametrize("model_type", ("lstm", "atrank", "popularity"))
+def test_exports_with_the_serving_signatures(model_type, transform_output, tmp_path):
+    """The Trainer's export path (tf_ccl4rec.export) works for the baselines."""
+    from tf_ccl4rec.export import export_serving_model
+    from tf_ccl4rec.preprocessing import VIDEO_VOCAB_NAME
+    from tf_ccl4rec.testing import random_raw_rows, serialize_raw_row
+
+    tft_output, columns = transform_output
+    config = dict(
+        CONFIG, vocab_size=tft_output.vocabulary_size_by_name(VIDEO_VOCAB_NAME), max_history=8
+    )
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(model_type, config)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    model.fit(tf.data.Dataset.from_tensor_slices(columns).batch(16), epochs=1, verbose=0)
+    loaded = tf.saved_model.load(export_serving_model(model, tft_output, str(tmp_path / "m")))
+    rows = random_raw_rows(num_rows=6, seed=7)
+    serialized = tf.constant([serialize_raw_row(r) for r in rows])
+    scores = loaded.signatures["serving_default"](inputs=serialized)["scores"].numpy()
+    transformed = tft_output.transform_raw_features(
+        tf.io.parse_example(serialized, tft_output.raw_feature_spec())
+    )
+    np.testing.assert_allclose(scores[:, 0], model(transformed).numpy(), atol=1e-5)
+    top = loaded.signatures["recommend"](
+        click_history=tf.constant([["v1", "v2"], ["", ""]]),
+        nonclick_history=tf.constant([[""], [""]]),
+        k=tf.constant(3),
+    )
+    assert top["video_ids"].shape == (2, 3) and np.isfinite(top["scores"].numpy()).all()
