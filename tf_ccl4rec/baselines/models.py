@@ -81,7 +81,7 @@ class BPRModel(BaselineModel):
         pair_loss = tf.nn.softplus(-(positive[:, None] - scores))  # -log sigmoid(diff)
         loss = tf.math.divide_no_nan(tf.reduce_sum(pair_loss * valid_f), tf.reduce_sum(valid_f))
         self._track(loss, labels, tf.sigmoid(positive))
-        return loss
+        return self._per_replica(loss)
 
 
 class LSTMModel(BaselineModel):
@@ -265,8 +265,15 @@ class PopularityModel(BaselineModel):
         self.video_embedding = None  # no embeddings
         rows = self.config.num_embeddings
         self.prior_strength = float(prior_strength)
-        self.clicks = tf.Variable(tf.zeros([rows]), trainable=False, name="clicks")
-        self.exposures = tf.Variable(tf.zeros([rows]), trainable=False, name="exposures")
+        # ON_READ + SUM: under MirroredStrategy each replica counts its own batches and a read
+        # sums them, so the counts are those of all the data whatever the number of replicas.
+        counter = dict(
+            trainable=False,
+            synchronization=tf.VariableSynchronization.ON_READ,
+            aggregation=tf.VariableAggregation.SUM,
+        )
+        self.clicks = tf.Variable(tf.zeros([rows]), name="clicks", **counter)
+        self.exposures = tf.Variable(tf.zeros([rows]), name="exposures", **counter)
 
     def add_counts(self, features) -> None:
         """Adds one batch's clicks and exposures per target video.
@@ -276,9 +283,9 @@ class PopularityModel(BaselineModel):
         """
         targets = self._ids(features, F.MODEL_TARGET, rank=1)
         labels = self._labels(features)
-        index = targets[:, None]
-        self.clicks.scatter_nd_add(index, labels)
-        self.exposures.scatter_nd_add(index, tf.ones_like(labels))
+        rows = self.config.num_embeddings
+        self.clicks.assign_add(tf.math.unsorted_segment_sum(labels, targets, rows))
+        self.exposures.assign_add(tf.math.unsorted_segment_sum(tf.ones_like(labels), targets, rows))
 
     def fit_counts(self, dataset) -> None:
         """Counts clicks/exposures over a finite dataset of feature-dict batches."""
