@@ -69,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             metavar="KEY=VALUE",
             help="Transform setting, e.g. --transform frequency_threshold=2",
         )
+        p.add_argument(
+            "--model-type",
+            default="ccl4rec",
+            choices=("ccl4rec", "bpr", "lstm", "cnn", "ncf", "atrank", "popularity"),
+            help="CCL4Rec or one of the baselines, trained and served the same way",
+        )
         p.add_argument("--no-cache", action="store_true", help="rerun every component")
         if name == "compile-kubeflow":
             p.add_argument("--output", required=True, help="pipeline spec JSON to write")
@@ -99,6 +105,7 @@ def config_from_args(args) -> PipelineConfig:
         direct_mode=args.direct_mode,
         direct_workers=args.direct_workers,
         model=dict(args.model),
+        model_type=args.model_type,
         transform=dict(args.transform),
         enable_cache=not args.no_cache,
         **{k: v for k, v in optional.items() if v not in (None, "")},

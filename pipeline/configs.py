@@ -30,6 +30,7 @@ class PipelineConfig:
       max_history / static_history / eval_fraction / strict: example-builder options.
       transform: overrides of `tf_ccl4rec.preprocessing.DEFAULTS` (vocabulary threshold, OOV buckets).
       model: overrides of `CCL4RecConfig` fields.
+      model_type: "ccl4rec" or a baseline (bpr, lstm, cnn, ncf, atrank, popularity).
       train_steps / eval_steps / epochs / rows_per_user / distribution: Trainer settings.
       top_k / ranking_protocol: cut-offs K of the per-user P/R/F1@K metrics and the protocol
         (tf_ccl4rec/metrics/ranking.py); 50 is the paper's K.
@@ -52,6 +53,7 @@ class PipelineConfig:
     strict: bool = False
     transform: dict = dataclasses.field(default_factory=dict)
     model: dict = dataclasses.field(default_factory=dict)
+    model_type: str = "ccl4rec"
     train_steps: int = 600
     eval_steps: int = 50
     epochs: int = 3
@@ -94,6 +96,7 @@ class PipelineConfig:
     def trainer_custom_config(self) -> dict:
         return {
             "model": dict(self.model),
+            "model_type": self.model_type,
             "transform": self.transform_settings,
             "data_root": os.path.abspath(self.data_root),
             "distribution": self.distribution,

@@ -8,6 +8,7 @@ from pipeline.configs import SLICE_FEATURES
 from tf_ccl4rec import features as F
 
 PREDICTION_KEY = "scores"  # output of the serving_default signature
+WITHIN_VIDEO_BUCKET = "_within_video_bucket"  # suffix of the within-bucket ranking metrics
 
 
 def make_eval_config(
@@ -30,16 +31,25 @@ def make_eval_config(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -max_auc_drop}
         ),
     )
-    ranking = [
-        tfma.MetricConfig(
-            class_name="UserPrecisionRecallAtK",
-            module="tf_ccl4rec.metrics.ranking",
-            config=json.dumps({"top_k": k, "protocol": protocol, "name": f"user_ranking_{k}"})[
-                1:-1
-            ],
-        )
-        for k in ([top_k] if isinstance(top_k, int) else top_k)
-    ]
+    ks = [top_k] if isinstance(top_k, int) else list(top_k)
+
+    def ranking(suffix):
+        return [
+            tfma.MetricConfig(
+                class_name="UserPrecisionRecallAtK",
+                module="tf_ccl4rec.metrics.ranking",
+                config=json.dumps(
+                    {
+                        "top_k": k,
+                        "protocol": protocol,
+                        "name": f"ranking_{k}{suffix}",
+                        "suffix": suffix,
+                    }
+                )[1:-1],
+            )
+            for k in ks
+        ]
+
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
@@ -66,7 +76,13 @@ def make_eval_config(
                     tfma.MetricConfig(class_name="CalibrationPlot"),
                 ]
             ),
-            tfma.MetricsSpec(metrics=ranking, query_key=F.USER_ID),
+            # Per user over all of the user's eval exposures: right for the overall and the
+            # user-activity slices (a user is in exactly one).
+            tfma.MetricsSpec(metrics=ranking(""), query_key=F.USER_ID),
+            # Per user within one video-popularity bucket: the numbers to read on those slices.
+            tfma.MetricsSpec(
+                metrics=ranking(WITHIN_VIDEO_BUCKET), query_key=F.USER_IN_VIDEO_BUCKET
+            ),
         ],
         slicing_specs=[tfma.SlicingSpec()]
         + [tfma.SlicingSpec(feature_keys=[name]) for name in SLICE_FEATURES],

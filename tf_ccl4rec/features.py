@@ -55,6 +55,10 @@ MODEL_INTEREST_VECTORS = "interest_vectors"  # float32 [B, K, F]
 USER_ACTIVITY_BUCKET = "user_activity_bucket"
 VIDEO_POPULARITY_BUCKET = "video_popularity_bucket"
 SLICE_FEATURES = (USER_ACTIVITY_BUCKET, VIDEO_POPULARITY_BUCKET)
+# Query key "<user_id>|<video popularity bucket>": TFMA computes a query metric on a slice over the
+# whole query of every user present in it, so per-user rankings *within* a video-popularity bucket
+# need a query that stays inside the bucket.
+USER_IN_VIDEO_BUCKET = "user_in_video_popularity_bucket"
 ACTIVITY_BUCKET_EDGES = (10, 50, 200)  # -> "000-009", "010-049", "050-199", "200+"
 POPULARITY_BUCKET_EDGES = (5, 50, 500)  # -> "000-004", "005-049", "050-499", "500+"
 

@@ -1,6 +1,7 @@
 """The TFX Trainer's ``run_fn``: CCL4RecModel on Transform's output, exported with the serving signatures.
 
 custom_config (all optional; JSON-able, set by ``pipeline/configs.py``):
+  model_type:   "ccl4rec" (default) or a baseline of tf_ccl4rec.baselines.MODEL_TYPES
   model:        CCL4RecConfig overrides (vocab_size, num_oov_buckets and max_history come from Transform)
   transform:    the Transform settings used (``preprocessing.DEFAULTS`` keys)
   data_root:    raw-log directory, to load the video-feature table for "content"/"both" representations
@@ -18,6 +19,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
+from tf_ccl4rec import baselines
 from tf_ccl4rec.batching import group_by_user
 from tf_ccl4rec.config import CCL4RecConfig
 from tf_ccl4rec.export import export_serving_model
@@ -52,6 +54,22 @@ def model_config(custom_config: dict, tft_output) -> CCL4RecConfig:
         max_history=int(settings["max_history"]),
     )
     return CCL4RecConfig.from_dict(values)
+
+
+def _shared_values(config: CCL4RecConfig) -> dict:
+    """The keys a baseline reads (sizes, embedding width, MLP, optimisation) from the config."""
+    shared = (
+        "vocab_size",
+        "num_oov_buckets",
+        "embedding_dim",
+        "max_history",
+        "learning_rate",
+        "mlp_units",
+        "l2",
+        "seed",
+    )
+    values = config.to_dict()
+    return {key: values[key] for key in shared}
 
 
 def content_table(config: CCL4RecConfig, tft_output, data_root: str | None):
@@ -119,6 +137,7 @@ def train_and_export(fn_args):
         custom = json.loads(custom)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     config = model_config(custom, tft_output)
+    model_type = custom.get("model_type", "ccl4rec")
     content = content_table(config, tft_output, custom.get("data_root"))
     seed = int(config.seed)
     tf.keras.utils.set_random_seed(seed)
@@ -133,10 +152,15 @@ def train_and_export(fn_args):
         fn_args.eval_files, fn_args.data_accessor, tft_output, batch, rows_per_user, seed
     )
     with strategy.scope():  # variables (built by parameter_counts) must live in the scope
-        model = CCL4RecModel(config, content_features=content)
+        if model_type == "ccl4rec":
+            model = CCL4RecModel(config, content_features=content)
+        else:
+            model = baselines.build_model(model_type, _shared_values(config))
         model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
         counts = model.parameter_counts()
-    print(f"trainer: config {json.dumps(config.to_dict(), sort_keys=True)}", flush=True)
+    print(
+        f"trainer: {model_type} config {json.dumps(config.to_dict(), sort_keys=True)}", flush=True
+    )
     print(f"trainer: parameters {counts}", flush=True)
     epochs = max(1, int(custom.get("epochs", 1)))
     total_steps = max(1, int(fn_args.train_steps))
@@ -149,9 +173,10 @@ def train_and_export(fn_args):
         validation_data=evaluation,
         validation_steps=eval_steps,
         callbacks=[
-            ScheduleCallback(steps_per_epoch * epochs),
-            tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
-        ],
+            tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
+        ]
+        # The controllable-augmentation schedule (§3.5) exists only in CCL4Rec.
+        + ([ScheduleCallback(steps_per_epoch * epochs)] if model_type == "ccl4rec" else []),
         verbose=2,
     )
     final = {k: round(float(v[-1]), 5) for k, v in history.history.items()}

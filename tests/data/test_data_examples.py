@@ -42,10 +42,12 @@ def _with_buckets(ex, video_train_counts):
     """Hand-derived slice buckets: u1 has 4 training exposures, u2 has 2."""
     n_user = {b"u1": 4, b"u2": 2}[ex[F.USER_ID][0]]
     n_video = video_train_counts.get(ex[F.VIDEO_ID][0].decode(), 0)
+    video_bucket = F.bucket_label(n_video, F.POPULARITY_BUCKET_EDGES).encode()
     return {
         **ex,
         F.USER_ACTIVITY_BUCKET: [F.bucket_label(n_user, F.ACTIVITY_BUCKET_EDGES).encode()],
-        F.VIDEO_POPULARITY_BUCKET: [F.bucket_label(n_video, F.POPULARITY_BUCKET_EDGES).encode()],
+        F.VIDEO_POPULARITY_BUCKET: [video_bucket],
+        F.USER_IN_VIDEO_BUCKET: [ex[F.USER_ID][0] + b"|" + video_bucket],
     }
 
 
@@ -185,6 +187,7 @@ def test_synthetic_log_histories_are_leak_free_and_split_by_time(tmp_path, build
         )
         assert ex[F.USER_ACTIVITY_BUCKET] == [want_user.encode()]
         assert ex[F.VIDEO_POPULARITY_BUCKET] == [want_video.encode()]
+        assert ex[F.USER_IN_VIDEO_BUCKET] == [ex[F.USER_ID][0] + b"|" + want_video.encode()]
     n_eval = {u: examples.eval_count(len(g), 0.25) for u, g in by_user.items()}
     assert len(eval_) == sum(n_eval.values())
     for ex in eval_:  # eval exposures are each user's latest

@@ -29,6 +29,7 @@ def _example(label=1, clicks=(b"a",), user=b"u"):
         F.CATEGORY: b"c",
         F.USER_ACTIVITY_BUCKET: b"000-009",
         F.VIDEO_POPULARITY_BUCKET: b"000-004",
+        F.USER_IN_VIDEO_BUCKET: user + b"|000-004",
     }
     return examples.encode_example(feats)
 
@@ -50,6 +51,7 @@ def test_schema_matches_the_feature_contract():
         *F.SCALAR_INT_FEATURES,
         *F.HISTORY_FEATURES,
         *F.SLICE_FEATURES,
+        F.USER_IN_VIDEO_BUCKET,
         F.CATEGORY,
     }
     assert set(by_name) == expected
@@ -57,7 +59,12 @@ def test_schema_matches_the_feature_contract():
     for name in F.HISTORY_FEATURES:
         assert by_name[name].value_count.max == F.DEFAULT_MAX_HISTORY
         assert by_name[name].value_count.min == 0
-    for name in (*F.SCALAR_BYTES_FEATURES, *F.SCALAR_INT_FEATURES, *F.SLICE_FEATURES):
+    for name in (
+        *F.SCALAR_BYTES_FEATURES,
+        *F.SCALAR_INT_FEATURES,
+        *F.SLICE_FEATURES,
+        F.USER_IN_VIDEO_BUCKET,
+    ):
         assert by_name[name].presence.min_fraction == 1.0
         assert [d.size for d in by_name[name].shape.dim] == [1]
 

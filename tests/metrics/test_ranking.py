@@ -105,3 +105,59 @@ def test_tfma_metric_matches_numpy(tmp_path, protocol):
     assert metrics["f1_at_2"]["doubleValue"] == pytest.approx(f)
     assert metrics["ranked_users_at_2"]["doubleValue"] == users
     assert not math.isnan(p)
+
+
+def test_slice_inside_queries_needs_a_query_key_that_stays_in_the_slice(tmp_path):
+    """TFMA evaluates a query metric on a slice over the WHOLE query of every user present in it,
+    so per-user rankings inside a video bucket use the query key "<user>|<bucket>" (what the
+    pipeline does for video-popularity slices). Both behaviours are pinned here."""
+    data = str(tmp_path / "examples.tfrecord")
+    subsets = {}
+    with tf.io.TFRecordWriter(data) as writer:
+        for user, (labels, scores) in USERS.items():
+            for i, (label, score) in enumerate(zip(labels, scores, strict=True)):
+                bucket = b"even" if i % 2 == 0 else b"odd"
+                ex = tf.train.Example()
+                feats = ex.features.feature
+                feats["user_id"].bytes_list.value.append(user.encode())
+                feats["user_in_bucket"].bytes_list.value.append(user.encode() + b"|" + bucket)
+                feats["bucket"].bytes_list.value.append(bucket)
+                feats["label"].int64_list.value.append(label)
+                feats["prediction"].float_list.value.append(score)
+                writer.write(ex.SerializeToString())
+                rows = subsets.setdefault(bucket.decode(), {}).setdefault(user, ([], []))
+                rows[0].append(label)
+                rows[1].append(score)
+    k = 2
+    specs = [
+        tfma.MetricsSpec(
+            metrics=[
+                tfma.MetricConfig(
+                    class_name="UserPrecisionRecallAtK",
+                    module="tf_ccl4rec.metrics.ranking",
+                    config=f'"top_k": {k}, "suffix": "{suffix}", "name": "r{suffix}"',
+                )
+            ],
+            query_key=query_key,
+        )
+        for query_key, suffix in (("user_id", ""), ("user_in_bucket", "_in"))
+    ]
+    result = tfma.run_model_analysis(
+        eval_config=tfma.EvalConfig(
+            model_specs=[tfma.ModelSpec(label_key="label", prediction_key="prediction")],
+            metrics_specs=specs,
+            slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["bucket"])],
+        ),
+        data_location=data,
+        output_path=str(tmp_path / "out"),
+    )
+    by_slice = {key: m[""][""] for key, m in result.slicing_metrics}
+    for bucket, users in subsets.items():
+        got = by_slice[(("bucket", bucket),)]
+        inside = numpy_reference(users, k, "alpine")
+        assert got["precision_at_2_in"]["doubleValue"] == pytest.approx(inside[0])
+        assert got["recall_at_2_in"]["doubleValue"] == pytest.approx(inside[1])
+        # The plain user query ranks the whole list of each user present in the bucket.
+        whole = numpy_reference({u: USERS[u] for u in users}, k, "alpine")
+        assert got["precision_at_2"]["doubleValue"] == pytest.approx(whole[0])
+        assert whole[0] != pytest.approx(inside[0]) or bucket == "odd"

@@ -97,6 +97,9 @@ def test_tfma_metrics_for_every_slice_and_a_validation_result(first_run):
         assert slices, f"no slices on {feature}"
         for key in slices:
             assert {"auc", "precision_at_50", "recall_at_50", "f1_at_50"} <= set(by_slice[key])
+    for key in [k for k in by_slice if k and k[0][0] == F.VIDEO_POPULARITY_BUCKET]:
+        within = {f"{m}_at_50_within_video_bucket" for m in ("precision", "recall", "f1")}
+        assert within <= set(by_slice[key])
     validation = tfma.load_validation_result(summary.evaluation_uri)
     assert validation.validation_ok
     assert summary.metrics["auc"] == pytest.approx(by_slice[()]["auc"]["doubleValue"])
@@ -126,3 +129,12 @@ def test_schema_anomaly_stops_before_training(data_dir, tmp_path):
         local_runner.run(config, echo=lambda *a, **k: None)
     assert not os.path.exists(os.path.join(config.pipeline_root, "Trainer"))
     assert not os.path.exists(os.path.join(config.pipeline_root, "Transform"))
+
+
+def test_a_baseline_trains_and_is_evaluated_through_the_same_pipeline(first_run):
+    config, _, _ = first_run
+    ncf = _config(config.data_root, config.pipeline_root, model_type="ncf")
+    summary = local_runner.run(ncf, echo=lambda *a, **k: None)
+    assert summary.timings["Transform"][1] and not summary.timings["Trainer"][1]
+    assert 0.0 < summary.metrics["auc"] < 1.0
+    assert "precision_at_50" in summary.metrics

@@ -182,7 +182,12 @@ def encode_example(feats: dict):
         F.CLICK_HISTORY: b(feats[F.CLICK_HISTORY]),
         F.NONCLICK_HISTORY: b(feats[F.NONCLICK_HISTORY]),
     }
-    for name in (F.CATEGORY, F.USER_ACTIVITY_BUCKET, F.VIDEO_POPULARITY_BUCKET):
+    for name in (
+        F.CATEGORY,
+        F.USER_ACTIVITY_BUCKET,
+        F.VIDEO_POPULARITY_BUCKET,
+        F.USER_IN_VIDEO_BUCKET,
+    ):
         if name in feats:
             feature[name] = b([feats[name]])
     return tf.train.Example(features=tf.train.Features(feature=feature))
@@ -329,6 +334,7 @@ def _with_popularity(joined):
     bucket = F.bucket_label(counts[0] if counts else 0, F.POPULARITY_BUCKET_EDGES)
     for feats in grouped["examples"]:
         feats[F.VIDEO_POPULARITY_BUCKET] = bucket.encode("utf-8")
+        feats[F.USER_IN_VIDEO_BUCKET] = feats[F.USER_ID] + b"|" + bucket.encode("utf-8")
         yield encode_example(feats).SerializeToString()
 
 

@@ -67,26 +67,35 @@ def f1(precision: float, recall: float) -> float:
 class UserPrecisionRecallAtK(metric_types.Metric):
     """Per-user Precision@K / Recall@K / F1@K, averaged over users (needs ``query_key`` = user).
 
-    Emits ``precision_at_{k}``, ``recall_at_{k}``, ``f1_at_{k}`` and ``ranked_users_at_{k}``.
+    Emits ``precision_at_{k}``, ``recall_at_{k}``, ``f1_at_{k}`` and ``ranked_users_at_{k}``
+    (each followed by ``suffix``, so several query keys can report side by side).
     """
 
-    def __init__(self, top_k: int = 50, protocol: str = "alpine", name: str = "user_ranking"):
+    def __init__(
+        self,
+        top_k: int = 50,
+        protocol: str = "alpine",
+        name: str = "user_ranking",
+        suffix: str = "",
+    ):
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
         if int(top_k) < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
-        super().__init__(_computations, top_k=int(top_k), protocol=protocol, name=name)
+        super().__init__(
+            _computations, top_k=int(top_k), protocol=protocol, name=name, suffix=suffix
+        )
 
 
 metric_types.register_metric(UserPrecisionRecallAtK)
 
 
-def metric_names(top_k: int) -> dict:
+def metric_names(top_k: int, suffix: str = "") -> dict:
     return {
-        "precision": f"precision_at_{top_k}",
-        "recall": f"recall_at_{top_k}",
-        "f1": f"f1_at_{top_k}",
-        "users": f"ranked_users_at_{top_k}",
+        "precision": f"precision_at_{top_k}{suffix}",
+        "recall": f"recall_at_{top_k}{suffix}",
+        "f1": f"f1_at_{top_k}{suffix}",
+        "users": f"ranked_users_at_{top_k}{suffix}",
     }
 
 
@@ -94,6 +103,7 @@ def _computations(
     top_k: int,
     protocol: str,
     name: str,
+    suffix: str = "",
     eval_config=None,
     model_names=None,
     output_names=None,
@@ -113,7 +123,7 @@ def _computations(
                     output_name=output_name,
                     example_weighted=example_weighted,
                 )
-                for kind, metric_name in metric_names(top_k).items()
+                for kind, metric_name in metric_names(top_k, suffix).items()
             }
             computations.append(
                 metric_types.MetricComputation(
