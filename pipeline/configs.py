@@ -7,6 +7,7 @@ import dataclasses
 import os
 
 from tf_ccl4rec import features as F
+from tf_ccl4rec.mlmd import METADATA_FILE
 
 # The example schema lives at the top of the repository (schemas/), beside this package.
 DEFAULT_SCHEMA = os.path.join(
@@ -87,7 +88,7 @@ class PipelineConfig:
 
     @property
     def metadata_path(self) -> str:
-        return os.path.join(self.pipeline_root, "metadata.sqlite")
+        return os.path.join(self.pipeline_root, METADATA_FILE)
 
     @property
     def transform_settings(self) -> dict:

@@ -16,6 +16,7 @@ from tfx.orchestration.portable import launcher as tfx_launcher
 
 from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig
 from pipeline.pipeline import create_pipeline
+from tf_ccl4rec import mlmd
 
 
 class _Progress:
@@ -100,18 +101,6 @@ class RunSummary:
         return out
 
 
-def _latest_artifact(store, type_name):
-    artifacts = store.get_artifacts_by_type(type_name)
-    return max(artifacts, key=lambda a: a.id) if artifacts else None
-
-
-def _custom(artifact, key):
-    if artifact is None or key not in artifact.custom_properties:
-        return None
-    value = artifact.custom_properties[key]
-    return value.string_value or value.int_value
-
-
 def overall_metrics(evaluation_uri: str) -> dict:
     """Overall-slice metrics of a TFMA evaluation (via TFMA's loader), as name -> float."""
     import tensorflow_model_analysis as tfma
@@ -130,18 +119,15 @@ def overall_metrics(evaluation_uri: str) -> dict:
 
 def summarize(config: PipelineConfig, timings=None, log_file="") -> RunSummary:
     """Reads the newest Evaluator/Pusher outputs of this pipeline from MLMD."""
-    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-    from ml_metadata.metadata_store import metadata_store
-
-    store = metadata_store.MetadataStore(connection)
-    blessing = _latest_artifact(store, "ModelBlessing")
-    evaluation = _latest_artifact(store, "ModelEvaluation")
-    pushed = _latest_artifact(store, "PushedModel")
-    is_pushed = bool(_custom(pushed, "pushed"))
+    store = mlmd.open_store(config.pipeline_root)
+    blessing = mlmd.latest_artifact(store, "ModelBlessing")
+    evaluation = mlmd.latest_artifact(store, "ModelEvaluation")
+    pushed = mlmd.latest_artifact(store, "PushedModel")
+    is_pushed = bool(mlmd.custom_property(pushed, "pushed"))
     return RunSummary(
-        blessed=None if blessing is None else bool(_custom(blessing, "blessed")),
+        blessed=None if blessing is None else bool(mlmd.custom_property(blessing, "blessed")),
         pushed=is_pushed,
-        pushed_path=_custom(pushed, "pushed_destination") if is_pushed else None,
+        pushed_path=mlmd.custom_property(pushed, "pushed_destination") if is_pushed else None,
         evaluation_uri=evaluation.uri if evaluation else None,
         metrics=overall_metrics(evaluation.uri) if evaluation else {},
         timings=timings or {},

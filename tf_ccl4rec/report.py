@@ -16,6 +16,7 @@ import json
 import os
 
 from tf_ccl4rec import features as F
+from tf_ccl4rec import mlmd
 
 SLICE_FEATURES = (F.USER_ACTIVITY_BUCKET, F.VIDEO_POPULARITY_BUCKET)
 BASE_METRICS = (
@@ -32,24 +33,6 @@ EXTRA_CURVES = ("auc",)
 
 
 # --- locating the artifacts (MLMD) -------------------------------------------------------------
-def _open_store(pipeline_root: str):
-    from ml_metadata.metadata_store import metadata_store
-    from tfx import v1 as tfx
-
-    path = os.path.join(pipeline_root, "metadata.sqlite")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no MLMD store at {path}: is {pipeline_root!r} a pipeline root?")
-    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
-    return metadata_store.MetadataStore(connection)
-
-
-def _custom(artifact, key):
-    if artifact is None or key not in artifact.custom_properties:
-        return None
-    value = artifact.custom_properties[key]
-    return value.string_value or value.int_value
-
-
 def locate(pipeline_root: str) -> dict:
     """URIs of the newest evaluation and what belongs to it, read from MLMD.
 
@@ -60,13 +43,12 @@ def locate(pipeline_root: str) -> dict:
       Dict with "evaluation" (URI), "model" / "baseline_model" (URIs or None), "model_run"
       (Trainer TensorBoard dir or None), "blessed" (bool or None).
     """
-    from ml_metadata.proto import metadata_store_pb2 as mlmd
+    from ml_metadata.proto import metadata_store_pb2
 
-    store = _open_store(pipeline_root)
-    evaluations = store.get_artifacts_by_type("ModelEvaluation")
-    if not evaluations:
+    store = mlmd.open_store(pipeline_root)
+    evaluation = mlmd.latest_artifact(store, "ModelEvaluation")
+    if evaluation is None:
         raise FileNotFoundError(f"no Evaluator output in the MLMD store of {pipeline_root!r}")
-    evaluation = max(evaluations, key=lambda a: a.id)
     found = {
         "evaluation": evaluation.uri,
         "model": None,
@@ -94,20 +76,20 @@ def locate(pipeline_root: str) -> dict:
                     by_key.setdefault(step.key, []).append(artifacts[e.artifact_id])
         return by_key
 
-    evaluator = execution_of(evaluation.id, mlmd.Event.OUTPUT)
+    evaluator = execution_of(evaluation.id, metadata_store_pb2.Event.OUTPUT)
     if evaluator is not None:
-        inputs = artifacts_of(evaluator, mlmd.Event.INPUT)
-        outputs = artifacts_of(evaluator, mlmd.Event.OUTPUT)
+        inputs = artifacts_of(evaluator, metadata_store_pb2.Event.INPUT)
+        outputs = artifacts_of(evaluator, metadata_store_pb2.Event.OUTPUT)
         model = (inputs.get("model") or [None])[0]
         baseline = (inputs.get("baseline_model") or [None])[0]
         blessing = (outputs.get("blessing") or [None])[0]
         found["model"] = model.uri if model else None
         found["baseline_model"] = baseline.uri if baseline else None
         if blessing is not None:
-            found["blessed"] = bool(_custom(blessing, "blessed"))
-        trainer = execution_of(model.id, mlmd.Event.OUTPUT) if model else None
+            found["blessed"] = bool(mlmd.custom_property(blessing, "blessed"))
+        trainer = execution_of(model.id, metadata_store_pb2.Event.OUTPUT) if model else None
         if trainer is not None:
-            runs = artifacts_of(trainer, mlmd.Event.OUTPUT).get("model_run") or []
+            runs = artifacts_of(trainer, metadata_store_pb2.Event.OUTPUT).get("model_run") or []
             found["model_run"] = runs[0].uri if runs else None
     if found["model_run"] is None:  # no lineage recorded: the newest Trainer run
         runs = store.get_artifacts_by_type("ModelRun")

@@ -1,0 +1,31 @@
+"""Reading a local pipeline's ML Metadata store (the pipeline summary and the report both need it)."""
+
+import os
+
+METADATA_FILE = "metadata.sqlite"
+
+
+def open_store(pipeline_root: str):
+    """The MetadataStore of `<pipeline_root>/metadata.sqlite`; a clear error when there is none."""
+    from ml_metadata.metadata_store import metadata_store
+    from tfx import v1 as tfx
+
+    path = os.path.join(pipeline_root, METADATA_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no MLMD store at {path}: is {pipeline_root!r} a pipeline root?")
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
+    return metadata_store.MetadataStore(connection)
+
+
+def latest_artifact(store, type_name: str):
+    """The newest artifact of an MLMD type (by id), or None."""
+    artifacts = store.get_artifacts_by_type(type_name)
+    return max(artifacts, key=lambda a: a.id) if artifacts else None
+
+
+def custom_property(artifact, key: str):
+    """A string or int custom property of an MLMD artifact, or None."""
+    if artifact is None or key not in artifact.custom_properties:
+        return None
+    value = artifact.custom_properties[key]
+    return value.string_value or value.int_value
