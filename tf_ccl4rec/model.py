@@ -49,6 +49,30 @@ def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, 
     return specs
 
 
+def split_parameter_counts(tables, trainable_variables) -> dict[str, int]:
+    """Parameter counts with the per-video tables apart from everything else.
+
+    Args:
+      tables: The embedding-table variables (trainable or frozen).
+      trainable_variables: All trainable variables of the model.
+
+    Returns:
+      Dict with "embedding", "non_embedding" (trainable, not a table), "trainable" and "total".
+    """
+    table_ids = {id(v) for v in tables}
+    embedding = int(sum(np.prod(v.shape) for v in tables))
+    non_embedding = int(
+        sum(np.prod(v.shape) for v in trainable_variables if id(v) not in table_ids)
+    )
+    trainable = int(sum(np.prod(v.shape) for v in trainable_variables))
+    return {
+        "embedding": embedding,
+        "non_embedding": non_embedding,
+        "trainable": trainable,
+        "total": embedding + non_embedding,
+    }
+
+
 class CCL4RecModel(tfrs.models.Model):
     """CCL4Rec (§3) as a `tfrs.models.Model`.
 
@@ -222,19 +246,7 @@ class CCL4RecModel(tfrs.models.Model):
           (all other trainable weights), "trainable" and "total".
         """
         self._build_if_needed()
-        tables = self.video.embedding_variables
-        table_ids = {id(v) for v in tables}
-        embedding = int(sum(np.prod(v.shape) for v in tables))
-        non_embedding = int(
-            sum(np.prod(v.shape) for v in self.trainable_variables if id(v) not in table_ids)
-        )
-        trainable = int(sum(np.prod(v.shape) for v in self.trainable_variables))
-        return {
-            "embedding": embedding,
-            "non_embedding": non_embedding,
-            "trainable": trainable,
-            "total": embedding + non_embedding,
-        }
+        return split_parameter_counts(self.video.embedding_variables, self.trainable_variables)
 
     def get_config(self):
         return {"config": self.config.to_dict()}

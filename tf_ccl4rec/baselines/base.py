@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
@@ -188,20 +187,11 @@ class BaselineModel(tfrs.models.Model):
 
     def parameter_counts(self) -> dict[str, int]:
         """Same keys as CCL4RecModel.parameter_counts (embedding tables vs the rest)."""
+        from tf_ccl4rec.model import split_parameter_counts
+
         self._build_if_needed()
         tables = [v for v in self.variables if "embedding" in v.name and "position" not in v.name]
-        table_ids = {id(v) for v in tables}
-        embedding = int(sum(np.prod(v.shape) for v in tables))
-        non_embedding = int(
-            sum(np.prod(v.shape) for v in self.trainable_variables if id(v) not in table_ids)
-        )
-        trainable = int(sum(np.prod(v.shape) for v in self.trainable_variables))
-        return {
-            "embedding": embedding,
-            "non_embedding": non_embedding,
-            "trainable": trainable,
-            "total": embedding + non_embedding,
-        }
+        return split_parameter_counts(tables, self.trainable_variables)
 
     def get_config(self):
         return {"config": self.config.to_dict()}
