@@ -38,6 +38,7 @@ def hardness(
     mask: tf.Tensor,
     positive: bool,
     replaced_mask: tf.Tensor | None = None,
+    log_norm: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Hardness score of augmented samples, Eq 4 (negatives) or Eq 5 (positives).
 
@@ -54,6 +55,8 @@ def hardness(
       positive: True for Eq 5, False for Eq 4.
       replaced_mask: Optional bool, same shape as `replaced`; False entries (rows that replace
         fewer than Nr items) do not count.
+      log_norm: Optional [B, N] logsumexp over Nz of ±beta (the sign of this call), e.g. from
+        `SubstituteDraws.log_norm`, so a batch computes it once instead of once per call.
 
     Returns:
       [B] (or [B, S]) hardness scores.
@@ -69,7 +72,9 @@ def hardness(
     flat_sub = tf.reshape(substitutes, [batch, -1])
 
     log_importance = masked_log_softmax(alpha_t, mask)  # [B, N]
-    log_norm = tf.reduce_logsumexp(beta, axis=-1)  # [B, N]
+    if log_norm is None:
+        log_norm = tf.reduce_logsumexp(beta, axis=-1)  # [B, N]
+    log_norm = tf.stop_gradient(log_norm)
     rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(flat_rep))
     beta_mn = tf.gather_nd(beta, tf.stack([rows, flat_rep, flat_sub], axis=-1))  # [B, K]
     log_term = (
@@ -208,29 +213,157 @@ def sample_positions(alpha_t, mask, num_samples: int, positive: bool, hard_weigh
     return positions, valid, n_rep
 
 
-def sample_substitutes(beta, positions, hard_weight):
+@dataclasses.dataclass
+class SubstituteDraws:
+    """Per-position relatedness summaries of one batch, shared by its positives and negatives.
+
+    Substitutes are drawn in two stages (see `draw_substitutes`): `related[b, n, k]` /
+    `unrelated[b, n, k]` are independent draws of a *block* of `block_size` consecutive
+    substitutes from the block masses of softmax(beta[b, n]) / softmax(-beta[b, n]); column k
+    serves sample k of one augmentation call, and `sample_substitutes` draws the item inside the
+    block. Both are None for the random strategy (uniform draws need no beta).
+    """
+
+    beta: tf.Tensor  # [B, N, Nz]
+    log_norm_related: tf.Tensor  # [B, N] logsumexp_z(beta)
+    log_norm_unrelated: tf.Tensor  # [B, N] logsumexp_z(-beta)
+    related: tf.Tensor | None  # int32 [B, N, K] block indices
+    unrelated: tf.Tensor | None  # int32 [B, N, K] block indices
+    block_size: int = 1
+
+    def log_norm(self, positive: bool) -> tf.Tensor:
+        """The normaliser of Eq 5 (positive) or Eq 4 (negative) hardness."""
+        return self.log_norm_unrelated if positive else self.log_norm_related
+
+
+def _block_size(num: int) -> int:
+    """The largest divisor of `num` not above sqrt(num) (1 when `num` is prime)."""
+    return max(size for size in range(1, int(num**0.5) + 1) if num % size == 0)
+
+
+def _log_block_sums(logits, sign: float, size: int):
+    """log Σ exp(sign · logits) over consecutive blocks of `size`, and over the whole row.
+
+    Args:
+      logits: float32 [R, Nz] (Nz divisible by `size`).
+      sign: +1 or -1.
+      size: Block length (1: every item is its own block).
+
+    Returns:
+      (float32 [R, Nz / size] log block sums, float32 [R] logsumexp of the row).
+    """
+    if size == 1:
+        signed = sign * logits
+        return signed, tf.reduce_logsumexp(signed, axis=-1)
+    # Shift by the row max of sign * logits; a block whose sum underflows (all terms < 1e-38 of
+    # the largest) gets probability 0, as it would in an exp of the single items.
+    if sign > 0:
+        shift = tf.reduce_max(logits, axis=-1, keepdims=True)
+        scaled = tf.exp(logits - shift)
+    else:
+        shift = -tf.reduce_min(logits, axis=-1, keepdims=True)
+        scaled = tf.exp(-shift - logits)
+    rows = tf.shape(logits)[0]
+    sums = tf.reduce_sum(tf.reshape(scaled, [rows, -1, size]), axis=-1)
+    log_sums = tf.math.log(sums) + shift
+    return log_sums, tf.reduce_logsumexp(log_sums, axis=-1)
+
+
+def draw_substitutes(beta, hard_weight, num_columns: int) -> SubstituteDraws:
+    """First stage of the substitute draws of one batch, and the hardness normalisers.
+
+    Hand-written two-stage sampling because tf.random.categorical runs a scalar double-precision
+    exp over every logit (~4 ns each here) and the old path also gathered beta per replaced
+    item. Here one vectorised exp pass per sign over [B, N, Nz] gives the block masses (hence a
+    block per draw) and logsumexp_z(±beta) for Eq 4-5; `sample_substitutes` then draws the item
+    within the block from its `block_size` logits, so
+    p(z) = (S_block / Z) · (exp(±beta_z) / S_block) = softmax(±beta)_z exactly.
+
+    Args:
+      beta: [B, N, Nz] relatedness with a static Nz (gradient is stopped).
+      hard_weight: t, or None for the random strategy (only the normalisers are computed).
+      num_columns: K, at least the total number of samples the draws serve (Np + Nn).
+
+    Returns:
+      SubstituteDraws.
+    """
+    beta = tf.stop_gradient(tf.convert_to_tensor(beta, tf.float32))
+    if beta.shape.rank != 3 or beta.shape[-1] is None:
+        raise ValueError(f"beta must be [B, N, Nz] with a static Nz, got shape {beta.shape}")
+    num = int(beta.shape[-1])
+    size = _block_size(num)
+    shape = tf.shape(beta)
+    flat = tf.reshape(beta, [-1, num])
+    out = {"block_size": size}
+    for name, sign in (("related", 1.0), ("unrelated", -1.0)):
+        if hard_weight is None:
+            out[name] = None
+            lse = tf.reduce_logsumexp(sign * flat, axis=-1)
+        else:
+            log_sums, lse = _log_block_sums(flat, sign, size)
+            blocks = tf.random.categorical(log_sums, num_columns, dtype=tf.int32)
+            out[name] = tf.reshape(blocks, [shape[0], shape[1], num_columns])
+        out[f"log_norm_{name}"] = tf.reshape(lse, shape[:2])
+    return SubstituteDraws(beta=beta, **out)
+
+
+def sample_substitutes(beta, positions, hard_weight, draws=None, column_offset: int = 0):
     """Draws one substitute (an index into Nz) per replaced position.
 
     The mixture (1 - t)·softmax(-beta) + t·softmax(beta) is sampled exactly by picking the
     "related" component with probability t, which avoids materialising both softmaxes.
 
+    With `draws` (from `draw_substitutes`), replaced position p of sample s takes column
+    `column_offset + s` of the chosen component's draws at p. Positions within one sample are
+    distinct (drawn without replacement), so every replaced item reads its own independent draw:
+    the distribution is the same as drawing each one afresh, and calls with disjoint column
+    ranges (positives, negatives) stay independent.
+
     Args:
-      beta: [B, N, Nz] relatedness (gradient is stopped).
-      positions: int32 [B, S, Nr].
+      beta: [B, N, Nz] relatedness (gradient is stopped); unused when `draws` is given.
+      positions: int32 [B, S, Nr], distinct within each [b, s].
       hard_weight: t, or None for uniform sampling.
+      draws: Optional SubstituteDraws with at least column_offset + S columns.
+      column_offset: First column of `draws` this call uses.
 
     Returns:
       int32 [B, S, Nr] indices into the Nz axis.
     """
     shape = tf.shape(positions)
-    num_sub = tf.shape(beta)[-1]
+    num_sub = tf.shape(draws.beta if draws is not None else beta)[-1]
     if hard_weight is None:
         return tf.random.uniform(shape, maxval=num_sub, dtype=tf.int32)
+    related = tf.random.uniform(shape) < tf.cast(hard_weight, tf.float32)
+    if draws is not None:
+        positions = tf.cast(positions, tf.int32)
+        num_columns = draws.related.shape[-1]
+        if num_columns is not None and positions.shape[1] is not None:
+            if column_offset + positions.shape[1] > num_columns:
+                raise ValueError(
+                    f"draws have {num_columns} columns; samples {column_offset}.."
+                    f"{column_offset + positions.shape[1] - 1} need more"
+                )
+        rows = tf.broadcast_to(tf.range(shape[0])[:, None, None], shape)
+        cols = tf.broadcast_to(column_offset + tf.range(shape[1])[None, :, None], shape)
+        index = tf.stack([rows, positions, cols], axis=-1)
+        block = tf.where(
+            related, tf.gather_nd(draws.related, index), tf.gather_nd(draws.unrelated, index)
+        )
+        size = draws.block_size
+        if size == 1:
+            return block
+        # Second stage: the item within the block, from its own ±beta logits.
+        length = tf.shape(draws.beta)[1]
+        start = ((rows * length + positions) * num_sub + block * size)[..., None]
+        members = start + tf.range(size)[None, None, None, :]  # [B, S, Nr, size]
+        inner = tf.gather(tf.reshape(draws.beta, [-1]), tf.reshape(members, [-1, size]))
+        inner *= tf.reshape(tf.where(related, 1.0, -1.0), [-1, 1])
+        offset = tf.random.categorical(inner, 1, dtype=tf.int32)
+        return block * size + tf.reshape(offset, shape)
     beta = tf.stop_gradient(beta)
     flat_pos = tf.reshape(positions, [shape[0], -1])
     logits = tf.gather(beta, flat_pos, batch_dims=1)  # [B, S*Nr, Nz]
-    related = tf.random.uniform(tf.shape(flat_pos)) < tf.cast(hard_weight, tf.float32)
-    sign = tf.where(related, 1.0, -1.0)[..., None]
+    sign = tf.where(tf.reshape(related, tf.shape(flat_pos)), 1.0, -1.0)[..., None]
     draws = tf.random.categorical(tf.reshape(sign * logits, [-1, num_sub]), 1, dtype=tf.int32)
     return tf.reshape(draws, shape)
 
@@ -295,7 +428,17 @@ class AugmentedSamples:
 
 
 def augment(
-    seq, mask, alpha_t, beta, substitute_embeddings, num_samples, positive, hard_weight, config
+    seq,
+    mask,
+    alpha_t,
+    beta,
+    substitute_embeddings,
+    num_samples,
+    positive,
+    hard_weight,
+    config,
+    draws: SubstituteDraws | None = None,
+    column_offset: int = 0,
 ) -> AugmentedSamples:
     """Draws S augmented samples per row and scores their hardness.
 
@@ -309,6 +452,9 @@ def augment(
       positive: Build positives (True) or negatives (False).
       hard_weight: t from `strategy_hard_weight` (None = random).
       config: Object with filter_fraction, replace_fraction, min_augment_history.
+      draws: Optional `draw_substitutes(beta, ...)` output shared with the other sign (then
+        `beta` may be None); its columns column_offset..column_offset + S - 1 are used.
+      column_offset: See `draws`.
 
     Returns:
       AugmentedSamples.
@@ -316,18 +462,23 @@ def augment(
     positions, valid, n_rep = sample_positions(
         alpha_t, mask, num_samples, positive, hard_weight, config
     )
-    substitutes = sample_substitutes(beta, positions, hard_weight)
+    if draws is not None:
+        beta = draws.beta
+    substitutes = sample_substitutes(beta, positions, hard_weight, draws, column_offset)
     sequences = apply_replacement(seq, substitute_embeddings, positions, substitutes, valid)
-    score = hardness(alpha_t, beta, positions, substitutes, mask, positive, valid)
-    difficulty = (
-        hardness(alpha_t, beta, positions, substitutes, mask, False, valid) if positive else score
-    )
+
+    def score(sign_positive):
+        norm = draws.log_norm(sign_positive) if draws is not None else None
+        return hardness(alpha_t, beta, positions, substitutes, mask, sign_positive, valid, norm)
+
+    hardness_score = score(positive)
+    difficulty = score(False) if positive else hardness_score
     return AugmentedSamples(
         sequences=sequences,
         positions=positions,
         substitutes=substitutes,
         valid=valid,
-        hardness=score,
+        hardness=hardness_score,
         difficulty=difficulty,
         row_valid=n_rep > 0,
     )

@@ -329,11 +329,19 @@ class CCL4RecModel(tfrs.models.Model):
         need_pos = cfg.use_ccl or cfg.use_ccl_pos or cfg.use_ce_pos
         need_neg = cfg.use_ccl or cfg.use_ccl_neg or cfg.use_ce_neg
         pos = neg = None
+        # One pass over beta serves both signs: positives read draw columns [0, Np), negatives
+        # [Np, Np + Nn) (see aug.sample_substitutes).
+        draws = aug.draw_substitutes(beta, t, cfg.num_positives + cfg.num_negatives)
         if need_pos:
-            pos = aug.augment(seq, mask, alpha_t, beta, sub_emb, cfg.num_positives, True, t, cfg)
+            pos = aug.augment(
+                seq, mask, alpha_t, None, sub_emb, cfg.num_positives, True, t, cfg, draws, 0
+            )
             row_valid = pos.row_valid
         if need_neg:
-            neg = aug.augment(seq, mask, alpha_t, beta, sub_emb, cfg.num_negatives, False, t, cfg)
+            neg = aug.augment(
+                seq, mask, alpha_t, None, sub_emb, cfg.num_negatives, False, t, cfg, draws,
+                cfg.num_positives,
+            )  # fmt: skip
             row_valid = neg.row_valid
         row_w = tf.cast(row_valid, tf.float32)
         self.loss_trackers["augmented_row_fraction"].update_state(tf.reduce_mean(row_w))

@@ -1,28 +1,26 @@
-"""`ccl4rec bench {serve,train,infer,pipeline}`: benchmarks that print figures (never tests).
-
-Only `serve` is built; the others belong to issue #8 and say so instead of printing anything.
-"""
+"""`ccl4rec bench {serve,train,infer,pipeline}`: benchmarks that print figures (never tests)."""
 
 import argparse
-import sys
-
-NOT_BUILT = {
-    "train": "training impressions/s vs the FLOP bound",
-    "infer": "inference latency per batch of 32",
-    "pipeline": "example builder + Transform scaling on 1x/2x/4x data",
-}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tf_ccl4rec.bench import serve
+    from tf_ccl4rec.bench import pipeline, serve, speed
 
     sub = parser.add_subparsers(dest="bench_command", metavar="{serve,train,infer,pipeline}")
     sub.required = True
     serve.add_arguments(
         sub.add_parser("serve", help="gRPC latency/QPS at several concurrencies, and a soak")
     )
-    for name, help_text in NOT_BUILT.items():
-        sub.add_parser(name, help=f"{help_text} (not built yet)")
+    speed.add_arguments(
+        sub.add_parser("train", help="training speed vs the FLOP bound and the baselines"),
+        "train",
+    )
+    speed.add_arguments(
+        sub.add_parser("infer", help="inference latency per batch vs the baselines"), "infer"
+    )
+    pipeline.add_arguments(
+        sub.add_parser("pipeline", help="example builder + Transform on 1x/2x/4x generated data")
+    )
 
 
 def run(args) -> int:
@@ -30,8 +28,10 @@ def run(args) -> int:
         from tf_ccl4rec.bench import serve
 
         return serve.run(args)
-    print(
-        f"ccl4rec bench {args.bench_command}: not built yet (tracked in issue #8); nothing was run.",
-        file=sys.stderr,
-    )
-    return 2
+    if args.bench_command == "pipeline":
+        from tf_ccl4rec.bench import pipeline
+
+        return pipeline.run(args)
+    from tf_ccl4rec.bench import speed
+
+    return speed.run(args, args.bench_command)

@@ -1,0 +1,86 @@
+"""The analytic FLOP formulas (tf_ccl4rec/bench/flops.py) against TensorFlow's own count.
+
+TensorFlow's profiler prices MatMul / BatchMatMul nodes of a fully shaped traced graph
+(2·m·k·n each); flops.py counts the same products by formula. Einsum nodes (the one-hot
+replacement) have no registered price, so that term is compared separately by its shapes.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
+from tensorflow.python.profiler.internal import flops_registry  # noqa: F401 (registers prices)
+
+from tf_ccl4rec import features as F
+from tf_ccl4rec.bench import flops
+from tf_ccl4rec.config import CCL4RecConfig
+from tf_ccl4rec.model import CCL4RecModel
+
+TOLERANCE = 0.01  # relative; the formulas are exact for the products they count
+
+
+def _tf_matmul_flops(fn, inputs):
+    concrete = tf.function(fn).get_concrete_function(
+        {k: tf.TensorSpec(v.shape, v.dtype) for k, v in inputs.items()}
+    )
+    graph = concrete.graph
+    total = einsums = 0
+    for op in graph.get_operations():
+        if op.type in ("MatMul", "BatchMatMulV2", "BatchMatMulV3", "BatchMatMul"):
+            # The price TensorFlow's profiler gives the node (flops_registry: 2·m·k·n).
+            total += tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value
+        elif op.type == "Einsum":
+            einsums += 1
+    return total, einsums
+
+
+def _batch(cfg, b, rng):
+    return {
+        F.MODEL_CLICK_HISTORY: tf.constant(
+            rng.integers(1, cfg.vocab_size + 1, (b, cfg.max_history))
+        ),
+        F.MODEL_TARGET: tf.constant(rng.integers(1, cfg.vocab_size + 1, b)),
+        F.MODEL_LABEL: tf.constant(rng.integers(0, 2, b).astype(np.float32)),
+        F.MODEL_USER: tf.constant(np.arange(b) // 2),
+    }
+
+
+@pytest.mark.parametrize("representation", ["id", "both"])
+def test_ccl4rec_forward_formulas_match_tensorflow(representation):
+    cfg = CCL4RecConfig(
+        vocab_size=50, max_history=12, embedding_dim=8, units=6, mlp_units=(10, 4),
+        num_substitutes=20, num_positives=3, num_negatives=2, video_representation=representation,
+        content_feature_dim=5 if representation == "both" else 0,
+    )  # fmt: skip
+    content = np.random.default_rng(0).normal(size=(cfg.num_embeddings, 5)).astype(np.float32)
+    model = CCL4RecModel(cfg, content if representation == "both" else None)
+    rng = np.random.default_rng(1)
+    batch = _batch(cfg, 4, rng)
+    model(batch)
+    counted, _ = _tf_matmul_flops(lambda x: model(x), batch)
+    expected = flops.ccl4rec(cfg, 4, training=False).forward
+    print(f"inference: TensorFlow {counted}, formula {expected}")
+    assert counted == pytest.approx(expected, rel=TOLERANCE)
+
+    counted, einsums = _tf_matmul_flops(lambda x: model.compute_loss(x, training=True), batch)
+    count = flops.ccl4rec(cfg, 4, training=True)
+    replacement = count.terms["replacement (one-hot einsum)"][0]
+    print(f"training forward: TensorFlow {counted} (+{einsums} einsums), formula {count.forward}")
+    assert einsums == 2  # positives and negatives
+    assert counted == pytest.approx(count.forward - replacement, rel=TOLERANCE)
+    # The einsum's own size: B · S · [N, Nr] @ [Nr, d] per sign.
+    nr = flops.max_replaced(12, 0.5, 0.5)
+    assert replacement == 4 * (3 + 2) * 2 * 12 * nr * 8
+
+
+def test_train_step_is_three_forwards_plus_the_stop_gradient_part():
+    cfg = CCL4RecConfig(vocab_size=50, max_history=12, embedding_dim=8, num_substitutes=20)
+    count = flops.ccl4rec(cfg, 4, training=True)
+    no_grad = sum(f for f, g in count.terms.values() if not g)
+    assert no_grad > 0
+    assert count.train_step == 3 * (count.forward - no_grad) + no_grad
+    ce_only = CCL4RecConfig(
+        vocab_size=50, max_history=12, embedding_dim=8, num_substitutes=20, use_ccl=False,
+        use_ccl_pos=False, use_ccl_neg=False, use_ce_pos=False, use_ce_neg=False, use_cui=False,
+    )  # fmt: skip
+    assert flops.ccl4rec(ce_only, 4).train_step == 3 * flops.ccl4rec(cfg, 4, False).forward

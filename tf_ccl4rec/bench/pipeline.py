@@ -1,0 +1,206 @@
+"""`ccl4rec bench pipeline`: the example builder + Transform on 1x, 2x, 4x generated logs.
+
+For each scale: `ccl4rec data synth` with scale x the base number of users (same per-user
+activity, so rows grow linearly), the Beam example builder (BuildExamples + WriteExamples on the
+DirectRunner, via `tf_ccl4rec.data.cli.run_examples`), then TFT analyze + transform of the train
+examples with the pipeline's `preprocessing_fn` (`tf_ccl4rec.testing.analyze`). Prints rows,
+seconds and rows/s per stage, the growth of each stage's time against 1x, and whether it grows no
+worse than linearly. Not a test: nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+# A stage is "no worse than linear" when its time grows with an exponent <= 1 + this slack
+# (log(t_kx / t_1x) / log(k) over the largest scale; timing noise on a shared machine).
+LINEAR_SLACK = 0.10
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-users", type=int, default=100, help="users of the 1x log")
+    parser.add_argument("--scales", default="1,2,4", help="comma-separated multiples of the base")
+    parser.add_argument("--max-history", type=int, default=50)
+    parser.add_argument("--workdir", help="keep the generated data here (default: a temp dir)")
+    parser.add_argument("--out", help="write the results as JSON here")
+
+
+def _serialized(examples_dir: str, split: str) -> list[bytes]:
+    import tensorflow as tf
+
+    from tf_ccl4rec.data.examples import split_dir
+
+    files = sorted(glob.glob(os.path.join(split_dir(examples_dir, split), "*.gz")))
+    if not files:
+        raise FileNotFoundError(f"no {split} examples under {examples_dir}")
+    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def _tft_rows(serialized: list[bytes]) -> list[dict]:
+    """tf.Examples as the instance dicts TFT's Beam implementation takes (as testing.analyze)."""
+    import tensorflow as tf
+
+    from tf_ccl4rec.data.examples import decode_example
+    from tf_ccl4rec.testing import raw_feature_spec
+
+    spec = raw_feature_spec()
+    rows = []
+    for s in serialized:
+        decoded = decode_example(s)
+        rows.append(
+            {
+                name: decoded.get(
+                    name, [b""] if isinstance(feature_spec, tf.io.FixedLenFeature) else []
+                )
+                for name, feature_spec in spec.items()
+            }
+        )
+    return rows
+
+
+def run_scale(users: int, workdir: str, max_history: int, progress=print) -> dict:
+    """Generates one log and times the example builder and Transform on it."""
+    from tf_ccl4rec.data import examples, synth
+    from tf_ccl4rec.data.cli import run_examples
+    from tf_ccl4rec.testing import analyze
+
+    data_dir = os.path.join(workdir, "data")
+    t0 = time.perf_counter()
+    stats = synth.synth(synth.SynthConfig(users=users), data_dir, progress=lambda s: None)
+    synth_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report = run_examples(
+        data_dir,
+        os.path.join(workdir, "examples"),
+        examples.ExampleOptions(max_history=max_history),
+        progress=lambda s: None,
+    )
+    examples_s = time.perf_counter() - t0
+    rows = report["interactions"]["input_rows"]
+    progress(f"  examples: {rows:,} raw rows in {examples_s:.1f} s")
+    t0 = time.perf_counter()
+    train = _tft_rows(_serialized(os.path.join(workdir, "examples"), "train"))
+    read_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _, transformed = analyze(
+        train, os.path.join(workdir, "transform"), {"max_history": max_history}
+    )
+    transform_s = time.perf_counter() - t0
+    if len(transformed) != len(train):
+        raise RuntimeError(f"Transform returned {len(transformed)} rows for {len(train)}")
+    progress(f"  transform: {len(train):,} train examples in {transform_s:.1f} s")
+    return {
+        "users": users,
+        "raw_rows": rows,
+        "train_examples": len(train),
+        "synth_s": synth_s,
+        "read_examples_s": read_s,  # the benchmark's own hand-off to Transform, not a stage
+        "stages": {
+            "examples (BuildExamples + WriteExamples)": {"rows": rows, "seconds": examples_s},
+            "transform (TFT analyze + transform)": {"rows": len(train), "seconds": transform_s},
+        },
+        "synth_stats": stats,
+    }
+
+
+def run_benchmark(base_users: int, scales, max_history: int, workdir: str, progress=print):
+    """Runs every scale; returns the result dict with growth ratios and linearity verdicts."""
+    if base_users < 1 or not scales or min(scales) < 1:
+        raise ValueError("need base_users >= 1 and positive scales")
+    scales = sorted(set(scales))
+    out = {"base_users": base_users, "max_history": max_history, "scales": {}}
+    for k in scales:
+        progress(f"[bench pipeline] {k}x: {k * base_users} users ...")
+        t0 = time.time()
+        result = run_scale(k * base_users, os.path.join(workdir, f"{k}x"), max_history, progress)
+        for stage in result["stages"].values():
+            stage["rows_per_s"] = stage["rows"] / stage["seconds"]
+        out["scales"][str(k)] = result
+        progress(f"[bench pipeline] {k}x done ({time.time() - t0:.0f} s)")
+    out["growth"] = growth(out["scales"])
+    return out
+
+
+def growth(by_scale: dict) -> dict:
+    """Per stage: time and row ratios against the smallest scale, the exponent, the verdict."""
+    keys = sorted(by_scale, key=float)
+    base = by_scale[keys[0]]
+    out = {}
+    for stage in base["stages"]:
+        t1 = base["stages"][stage]["seconds"]
+        r1 = base["stages"][stage]["rows"]
+        entries = {}
+        for k in keys[1:]:
+            s = by_scale[k]["stages"][stage]
+            row_ratio = s["rows"] / r1
+            time_ratio = s["seconds"] / t1
+            entries[k] = {
+                "row_ratio": row_ratio,
+                "time_ratio": time_ratio,
+                "exponent": math.log(time_ratio) / math.log(row_ratio) if row_ratio > 1 else None,
+            }
+        last = entries[keys[-1]] if len(keys) > 1 else None
+        exponent = last["exponent"] if last else None
+        out[stage] = {
+            "vs_smallest": entries,
+            "exponent": exponent,
+            "no_worse_than_linear": None if exponent is None else exponent <= 1 + LINEAR_SLACK,
+        }
+    return out
+
+
+def format_report(result: dict) -> str:
+    lines = [f"{'scale':>5} {'stage':42} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'x time':>7}"]
+    keys = sorted(result["scales"], key=float)
+    for k in keys:
+        for stage, s in result["scales"][k]["stages"].items():
+            g = result["growth"][stage]["vs_smallest"].get(k)
+            ratio = f"{g['time_ratio']:.2f}" if g else "1.00"
+            lines.append(
+                f"{k + 'x':>5} {stage:42} {s['rows']:9,} {s['seconds']:8.1f} "
+                f"{s['rows_per_s']:9.0f} {ratio:>7}"
+            )
+    for stage, g in result["growth"].items():
+        if g["exponent"] is None:
+            lines.append(f"growth {stage}: needs two scales")
+            continue
+        verdict = "yes" if g["no_worse_than_linear"] else "NO"
+        lines.append(
+            f"growth {stage}: time ~ rows^{g['exponent']:.2f} from {keys[0]}x to {keys[-1]}x; "
+            f"no worse than linear (exponent <= {1 + LINEAR_SLACK:.2f}): {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        scales = [int(x) for x in args.scales.split(",") if x.strip()]
+    except ValueError:
+        print(f"ccl4rec bench pipeline: --scales must be integers, got {args.scales!r}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.base_users < 1 or not scales or min(scales) < 1:
+        print("ccl4rec bench pipeline: need --base-users >= 1 and scales >= 1", file=sys.stderr)
+        return 2
+    start = time.time()
+    load = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
+        workdir = args.workdir or tmp
+        result = run_benchmark(args.base_users, scales, args.max_history, workdir,
+                               progress=lambda s: print(s, flush=True))  # fmt: skip
+    result["load_avg_at_start"] = load
+    result["wall_s"] = time.time() - start
+    print(format_report(result))
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"wrote {args.out}")
+    return 0

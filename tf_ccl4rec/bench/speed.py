@@ -1,0 +1,253 @@
+"""`ccl4rec bench train` / `ccl4rec bench infer`: CCL4Rec vs its CE-only ablation vs baselines.
+
+Runs every (setting, model) in its own subprocess (tf_ccl4rec.bench.workload), measures the
+machine's float32 matmul peak in the same run, prints a table, the CCL4Rec/ATRank speed ratios
+and the issue's goals judged from the measured numbers, and writes everything as JSON.
+Not a test: nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+from tf_ccl4rec.bench import workload
+
+# Goals of issue #8 (the paper's Table 3 claims, restated for this port).
+FLOP_BOUND_FRACTION = 0.30
+TRAIN_SPEEDUP = 10.0
+INFER_SPEEDUP = 20.0
+PAPER_PARAMETERS = 758_341
+
+
+def add_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
+    """Flags of `bench train` (mode "train") or `bench infer` (mode "infer")."""
+    steps, warmup = (20, 3) if mode == "train" else (200, 20)
+    parser.add_argument("--models", default=",".join(workload.MODELS), help="comma-separated")
+    parser.add_argument("--settings", default="paper,demo", help="comma-separated: paper,demo")
+    parser.add_argument("--steps", type=int, default=steps, help="timed steps per model")
+    parser.add_argument("--warmup", type=int, default=warmup, help="untimed steps first")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--peak-size", type=int, default=2048, help="matrix size of the matmul-peak loop"
+    )
+    parser.add_argument("--out", help="write the results as JSON here")
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "load_avg_at_start": load}
+
+
+def _parse_list(text: str, allowed, what: str) -> list[str]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in items if x not in allowed]
+    if not items or bad:
+        raise ValueError(f"--{what}: unknown {bad or 'empty list'}; choose from {list(allowed)}")
+    return items
+
+
+def run_benchmark(
+    mode: str,
+    models,
+    settings,
+    steps: int,
+    warmup: int,
+    batch_size: int = 32,
+    progress=print,
+    peak_size: int = 2048,
+) -> dict:
+    """Measures every (setting, model) and the matmul peak; returns the result dict.
+
+    Args:
+      mode: "train" or "infer".
+      models: Model names from workload.MODELS.
+      settings: Setting names from workload.SETTINGS.
+      steps: Timed steps (train) or calls (infer) per model.
+      warmup: Untimed steps before them (the first one traces the tf.function).
+      batch_size: Impressions per batch.
+      progress: Callable for one line per stage.
+      peak_size: Matrix size of the matmul-peak loop (large enough to saturate the cores).
+
+    Returns:
+      Dict with "machine", "matmul_peak", "results" (setting -> model -> figures), "ratios"
+      and "goals".
+    """
+    if mode not in ("train", "infer"):
+        raise ValueError(f"mode must be 'train' or 'infer', got {mode!r}")
+    if steps < 1 or warmup < 0 or batch_size < 1:
+        raise ValueError("need steps >= 1, warmup >= 0 and batch_size >= 1")
+    out = {"mode": mode, "machine": machine(), "batch_size": batch_size, "results": {}}
+    start = time.time()
+    progress(f"[bench {mode}] float32 matmul peak ({peak_size}^3 tf.function loop) ...")
+    out["matmul_peak"] = workload.run_in_subprocess("peak", peak_size=peak_size)
+    progress(f"[bench {mode}] matmul peak {out['matmul_peak']['gflops']:.1f} GFLOP/s")
+    for setting in settings:
+        for model in models:
+            t0 = time.time()
+            progress(f"[bench {mode}] {setting}/{model}: {warmup} warm-up + {steps} timed ...")
+            result = workload.run_in_subprocess(
+                mode, setting=setting, model=model, steps=steps, warmup=warmup,
+                batch_size=batch_size,
+            )  # fmt: skip
+            result["fraction_of_peak"] = result["achieved_gflops"] / out["matmul_peak"]["gflops"]
+            out["results"].setdefault(setting, {})[model] = result
+            progress(f"[bench {mode}] {setting}/{model}: {_headline(mode, result)} "
+                     f"({time.time() - t0:.0f} s)")  # fmt: skip
+    out["ratios"] = ratios(mode, out["results"])
+    out["goals"] = goals(mode, out["results"], out["ratios"])
+    out["wall_s"] = time.time() - start
+    return out
+
+
+def _headline(mode, r) -> str:
+    if mode == "train":
+        return f"{r['ms_per_step']:.1f} ms/step, {r['impressions_per_s']:.0f} impressions/s"
+    return f"p50 {r['infer_ms_p50']:.2f} ms, p99 {r['infer_ms_p99']:.2f} ms per batch"
+
+
+def ratios(mode: str, results: dict) -> dict:
+    """CCL4Rec's speed over ATRank's (and over the other models) per setting, from the figures."""
+    out = {}
+    for setting, cells in results.items():
+        if "ccl4rec" not in cells:
+            continue
+        mine = _speed(mode, cells["ccl4rec"])
+        out[setting] = {
+            f"ccl4rec_vs_{model}": mine / _speed(mode, r)
+            for model, r in cells.items()
+            if model != "ccl4rec"
+        }
+    return out
+
+
+def _speed(mode, r) -> float:
+    # Train: impressions/s; infer: 1 / p50 latency (same batch size for every model).
+    return r["impressions_per_s"] if mode == "train" else 1.0 / r["infer_ms_p50"]
+
+
+def goals(mode: str, results: dict, ratio: dict) -> list[dict]:
+    """The issue's goals at paper settings, each judged from the measured numbers."""
+    paper = results.get("paper", {})
+    out = []
+
+    def goal(name, measured, target, higher_is_better=True):
+        if measured is None:
+            out.append({"goal": name, "target": target, "measured": None, "met": None})
+            return
+        met = measured >= target if higher_is_better else measured <= target
+        out.append({"goal": name, "target": target, "measured": measured, "met": bool(met)})
+
+    ccl = paper.get("ccl4rec")
+    if ccl is not None:
+        goal("non-embedding parameters <=", ccl["parameters"]["non_embedding"], PAPER_PARAMETERS,
+             higher_is_better=False)  # fmt: skip
+    if mode == "train":
+        goal(
+            "training fraction of the matmul (FLOP) bound >=",
+            ccl["fraction_of_peak"] if ccl else None,
+            FLOP_BOUND_FRACTION,
+        )
+        goal(
+            "training speed CCL4Rec / ATRank >=",
+            ratio.get("paper", {}).get("ccl4rec_vs_atrank"),
+            TRAIN_SPEEDUP,
+        )
+    else:
+        goal(
+            "inference speed CCL4Rec / ATRank >=",
+            ratio.get("paper", {}).get("ccl4rec_vs_atrank"),
+            INFER_SPEEDUP,
+        )
+    return out
+
+
+def format_report(result: dict) -> str:
+    """The table, ratios and goal verdicts as text."""
+    mode = result["mode"]
+    m = result["machine"]
+    lines = [
+        f"machine: {m['cpu']}, {m['cores']} cores, load {m['load_avg_at_start']}; "
+        f"matmul peak {result['matmul_peak']['gflops']:.1f} GFLOP/s (float32)",
+        f"batch {result['batch_size']}",
+    ]
+    if mode == "train":
+        head = (f"{'setting':8} {'model':11} {'ms/step':>9} {'impr/s':>8} {'GFLOP/step':>10} "
+                f"{'GFLOP/s':>8} {'%peak':>6} {'params emb':>11} {'non-emb':>9} {'peak MB':>8}")  # fmt: skip
+    else:
+        head = (f"{'setting':8} {'model':11} {'p50 ms':>8} {'p99 ms':>8} {'impr/s':>8} "
+                f"{'GFLOP/batch':>11} {'GFLOP/s':>8} {'%peak':>6} {'params emb':>11} "
+                f"{'non-emb':>9} {'peak MB':>8}")  # fmt: skip
+    lines.append(head)
+    for setting, cells in result["results"].items():
+        for model, r in cells.items():
+            p = r["parameters"]
+            if mode == "train":
+                lines.append(
+                    f"{setting:8} {model:11} {r['ms_per_step']:9.1f} "
+                    f"{r['impressions_per_s']:8.0f} {r['gflop_per_step']:10.2f} "
+                    f"{r['achieved_gflops']:8.1f} {100 * r['fraction_of_peak']:6.1f} "
+                    f"{p['embedding']:11,} {p['non_embedding']:9,} {r['peak_rss_mb']:8.0f}"
+                )
+            else:
+                lines.append(
+                    f"{setting:8} {model:11} {r['infer_ms_p50']:8.2f} {r['infer_ms_p99']:8.2f} "
+                    f"{r['impressions_per_s']:8.0f} {r['gflop_per_batch']:11.3f} "
+                    f"{r['achieved_gflops']:8.1f} {100 * r['fraction_of_peak']:6.1f} "
+                    f"{p['embedding']:11,} {p['non_embedding']:9,} {r['peak_rss_mb']:8.0f}"
+                )
+    what = "training impressions/s" if mode == "train" else "1 / p50 inference latency"
+    for setting, rs in result["ratios"].items():
+        text = ", ".join(f"{k} {v:.2f}x" for k, v in rs.items())
+        lines.append(f"speed ratios ({what}), {setting}: {text}")
+    for g in result["goals"]:
+        if g["met"] is None:
+            verdict = "NOT MEASURED (run the paper setting with ccl4rec and atrank)"
+        else:
+            verdict = "MET" if g["met"] else "MISSED"
+        value = g["measured"]
+        shown = (
+            "-" if value is None else (f"{value:,}" if isinstance(value, int) else f"{value:.3f}")
+        )
+        lines.append(f"goal: {g['goal']} {g['target']:,}: measured {shown} -> {verdict}")
+    return "\n".join(lines)
+
+
+def _check_finite(result: dict) -> None:
+    for cells in result["results"].values():
+        for model, r in cells.items():
+            for key, value in r.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise RuntimeError(f"{model}: {key} is {value}")
+
+
+def run(args: argparse.Namespace, mode: str) -> int:
+    try:
+        models = _parse_list(args.models, workload.MODELS, "models")
+        settings = _parse_list(args.settings, workload.SETTINGS, "settings")
+    except ValueError as err:
+        print(f"ccl4rec bench {mode}: {err}", file=sys.stderr)
+        return 2
+    result = run_benchmark(mode, models, settings, args.steps, args.warmup, args.batch_size,
+                           progress=lambda s: print(s, flush=True), peak_size=args.peak_size)  # fmt: skip
+    _check_finite(result)
+    print(format_report(result))
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"wrote {args.out}")
+    return 0
