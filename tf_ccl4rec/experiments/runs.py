@@ -1,0 +1,331 @@
+"""One training run of the experiments: a model trained in-process and evaluated on the eval split.
+
+A run is CCL4RecModel (`model_type="ccl4rec"`) or a baseline (`tf_ccl4rec.baselines.build_model`)
+on the prepared Transform output, trained with Keras `fit` on user-grouped batches
+(`tf_ccl4rec.batching.user_grouped_batches`, so L_cui has work), with the augmentation schedule
+(`ScheduleCallback`). Every `steps // curve_points` steps it records the mean of each loss term and
+the eval AUC / P@K (training curves); at the end it evaluates (`experiments.metrics`), times
+training and inference and counts parameters. Results and weights are cached under
+`<runs_dir>/<key>/`, keyed by everything that changes the run, so studies that share a model
+(the ablation's full model is also the baselines' and the case study's) train it once;
+runs are keyed by their overrides, so e.g. strategy=easy2hard (the default) is a separate run.
+The key does not cover the code: delete `<runs_dir>` after changing the model or the metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from tf_ccl4rec import baselines
+from tf_ccl4rec import features as F
+from tf_ccl4rec.batching import user_grouped_batches
+from tf_ccl4rec.config import CCL4RecConfig
+from tf_ccl4rec.demo import DEMO_MODEL
+from tf_ccl4rec.experiments import metrics
+from tf_ccl4rec.model import CCL4RecModel, ScheduleCallback
+from tf_ccl4rec.trainer import content_table, model_config
+
+# The "full" model of every study: the demo's settings (README "Model settings": the paper's
+# literal form does not learn on our planted-noise data), history 50.
+FULL_MODEL = dict(DEMO_MODEL)
+ROWS_PER_USER = 4  # the Trainer's default
+PREDICT_BATCH = 1024
+INFERENCE_BATCH = 32  # Table 3's "one batch"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """What to train.
+
+    Attributes:
+      label: Row name in tables.
+      model_type: "ccl4rec" or a baseline of `tf_ccl4rec.baselines.MODEL_TYPES`.
+      overrides: CCL4RecConfig keys on top of `FULL_MODEL`.
+      seed: Weights, batching and sampling seed.
+      steps: Optimizer steps.
+    """
+
+    label: str
+    model_type: str = "ccl4rec"
+    overrides: tuple = ()
+    seed: int = 0
+    steps: int = 2000
+
+    def model_values(self) -> dict:
+        return {**FULL_MODEL, **dict(self.overrides), "seed": int(self.seed)}
+
+
+def spec(label, model_type="ccl4rec", seed=0, steps=2000, **overrides) -> RunSpec:
+    return RunSpec(label, model_type, tuple(sorted(overrides.items())), seed, steps)
+
+
+def _config(run: RunSpec, prepared) -> CCL4RecConfig:
+    values = run.model_values()
+    if values.get("video_representation", "id") != "id":
+        if not prepared.content_dim:
+            raise ValueError(
+                f"{run.label}: video_representation={values['video_representation']!r} needs "
+                f"video_features.npy in {prepared.data_dir}"
+            )
+        values["content_feature_dim"] = prepared.content_dim
+    custom = {"model": values, "transform": {"max_history": prepared.max_history}}
+    return model_config(custom, prepared.tft_output())
+
+
+def run_key(run: RunSpec, prepared, curve_points: int, protocol: str, ks) -> str:
+    payload = {
+        "model_type": run.model_type,
+        "model": run.model_values(),
+        "steps": run.steps,
+        "data": prepared.stats,
+        "data_dir": prepared.data_dir,
+        "max_history": prepared.max_history,
+        "curve_points": curve_points,
+        "protocol": protocol,
+        "ks": list(ks),
+    }
+    digest = hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{run.model_type}-{digest}"
+
+
+def build(run: RunSpec, prepared, run_eagerly: bool = False):
+    """The compiled, built model of a run (untrained); `run_eagerly` skips graph tracing (faster
+    for a few steps, as in smoke tests; same results)."""
+    config = _config(run, prepared)
+    tf.keras.utils.set_random_seed(int(run.seed))
+    if run.model_type == "ccl4rec":
+        content = content_table(config, prepared.tft_output(), prepared.data_dir)
+        model = CCL4RecModel(config, content_features=content)
+    else:
+        model = baselines.build_model(run.model_type, config.to_dict())
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate), run_eagerly=run_eagerly)
+    model(_take(prepared.eval, np.arange(2)))
+    return model, config
+
+
+def _take(columns: dict, rows) -> dict:
+    return {k: v[rows] for k, v in columns.items()}
+
+
+def _batch_rows(prepared, batch_size: int, steps: int, seed: int) -> np.ndarray:
+    """[steps, batch] train row indices: successive epochs of user-grouped batches."""
+    train = prepared.train
+    index = {"row": np.arange(len(train[F.MODEL_LABEL])), F.MODEL_USER: train[F.MODEL_USER],
+             F.MODEL_LABEL: train[F.MODEL_LABEL]}  # fmt: skip
+    batches, epoch = [], 0
+    while len(batches) < steps:
+        for b in user_grouped_batches(index, batch_size, ROWS_PER_USER, seed=seed * 1000 + epoch):
+            if len(b["row"]) == batch_size:
+                batches.append(b["row"])
+        epoch += 1
+        if epoch > 1000 and not batches:
+            raise ValueError(f"fewer train rows than one batch of {batch_size}")
+    return np.stack(batches[:steps])
+
+
+def train_dataset(prepared, batch_size: int, steps: int, seed: int) -> tf.data.Dataset:
+    rows = _batch_rows(prepared, batch_size, steps, seed)
+    columns = {k: tf.constant(v) for k, v in prepared.train.items()}
+    return tf.data.Dataset.from_tensor_slices(rows).map(
+        lambda r: {k: tf.gather(v, r) for k, v in columns.items()}
+    )
+
+
+def predict(model, columns: dict, batch: int = PREDICT_BATCH) -> np.ndarray:
+    """Click probabilities of every row of `columns` (Keras predict: compiled once per model)."""
+    return np.asarray(model.predict(columns, batch_size=batch, verbose=0)).reshape(-1)
+
+
+def evaluate(model, prepared, ks=(10, 50), protocol="alpine") -> dict:
+    """AUC and per-user P/R/F1@K of `model` on the eval split, plus α-noise AUC for CCL4Rec."""
+    scores = predict(model, prepared.eval)
+    labels = prepared.eval[F.MODEL_LABEL]
+    users = prepared.eval_keys[F.RAW_USER_ID].to_numpy()
+    out = {"auc": metrics.auc(labels, scores)}
+    out.update(metrics.ranking_metrics(users, labels, scores, ks, protocol))
+    if isinstance(model, CCL4RecModel) and prepared.alpha_rows is not None:
+        alphas = history_alpha(model, _take(prepared.eval, prepared.alpha_rows))
+        lengths = [len(z) for z in prepared.alpha_noise]
+        alpha = metrics.alpha_noise_auc(
+            [a[:n] for a, n in zip(alphas, lengths, strict=True)], prepared.alpha_noise
+        )
+        out["alpha_noise_auc"] = alpha["pooled"]
+        out["alpha_noise_auc_per_user"] = alpha["per_user"]
+        out["alpha_noise_items"] = [alpha["items"], alpha["noise_items"], alpha["histories"]]
+    return out
+
+
+def history_alpha(model: CCL4RecModel, columns: dict) -> np.ndarray:
+    """α_t (Eq 2) of every click-history position ([rows, N]; 0 on padding)."""
+    ids = tf.constant(columns[F.MODEL_CLICK_HISTORY])
+    _, alpha_t = model.scorer(model.video(ids), tf.not_equal(ids, F.PAD_ID))
+    return alpha_t.numpy()
+
+
+def oracle(prepared, ks=(10, 50), protocol="alpine") -> dict | None:
+    """The same metrics for the planted genuine click probability (None without ground truth)."""
+    if prepared.truth is None:
+        return None
+    labels = prepared.eval[F.MODEL_LABEL]
+    known = ~np.isnan(prepared.truth)
+    users = prepared.eval_keys[F.RAW_USER_ID].to_numpy()
+    out = {"auc": metrics.oracle_auc(labels, prepared.truth), "rows_with_truth": int(known.sum())}
+    out.update(
+        metrics.ranking_metrics(users[known], labels[known], prepared.truth[known], ks, protocol)
+    )
+    return out
+
+
+class _Recorder(tf.keras.callbacks.Callback):
+    """Per-step total loss, per-interval means of each loss term and eval curves."""
+
+    def __init__(self, prepared, ks, protocol, steps_per_interval):
+        super().__init__()
+        self.prepared, self.ks, self.protocol = prepared, ks, protocol
+        self.steps_per_interval = steps_per_interval
+        self.step_loss: list[float] = []
+        self.curves: dict[str, list] = {"step": []}
+        self.eval_seconds = 0.0  # spent evaluating inside fit, not training
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step_loss.append(float(logs["loss"]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        t0 = time.perf_counter()
+        self.curves["step"].append((epoch + 1) * self.steps_per_interval)
+        self.curves.setdefault("train_loss", []).append(
+            float(np.mean(self.step_loss[-self.steps_per_interval :]))
+        )
+        for name, value in (logs or {}).items():
+            # "loss" in the logs is the last batch's; the per-term trackers are interval means.
+            if name.endswith("_loss") and name not in ("total_loss", "regularization_loss"):
+                self.curves.setdefault(f"train_{name}", []).append(float(value))
+        scores = predict(self.model, self.prepared.eval)
+        labels = self.prepared.eval[F.MODEL_LABEL]
+        users = self.prepared.eval_keys[F.RAW_USER_ID].to_numpy()
+        ranking = metrics.ranking_metrics(users, labels, scores, self.ks, self.protocol)
+        self.curves.setdefault("eval_auc", []).append(metrics.auc(labels, scores))
+        for k in self.ks:
+            self.curves.setdefault(f"eval_precision_at_{k}", []).append(
+                ranking[f"precision_at_{k}"]
+            )
+        self.eval_seconds += time.perf_counter() - t0
+
+
+def inference_ms_per_batch(model, prepared, repeats: int = 50) -> float:
+    """Median wall time of one compiled forward pass on a batch of 32 eval rows (ms)."""
+    fn = tf.function(lambda f: model(f, training=False))
+    batch = {k: tf.constant(v) for k, v in _take(prepared.eval, slice(0, INFERENCE_BATCH)).items()}
+    fn(batch)  # trace
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(batch).numpy()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
+
+
+def train_and_evaluate(
+    run: RunSpec,
+    prepared,
+    runs_dir: str,
+    curve_points: int = 10,
+    ks=(10, 50),
+    protocol: str = "alpine",
+    progress=print,
+    keep_model: bool = False,
+    run_eagerly: bool = False,
+):
+    """Trains and evaluates one run, or loads its cached result.
+
+    Args:
+      run: RunSpec.
+      prepared: `experiments.data.Prepared`.
+      runs_dir: Cache directory of runs.
+      curve_points: Points of the training curves (eval after every steps/curve_points steps).
+      ks: Ranking cut-offs.
+      protocol: Ranking protocol ("alpine" or "thacil").
+      progress: callable(str).
+      keep_model: Also return the trained model (rebuilt and restored when cached).
+      run_eagerly: Keras eager execution (no tracing; for runs of a few steps).
+
+    Returns:
+      result dict (and the model when keep_model).
+    """
+    if run.steps < 1:
+        raise ValueError(f"steps must be >= 1, got {run.steps}")
+    curve_points = max(1, min(curve_points, run.steps))
+    key = run_key(run, prepared, curve_points, protocol, ks)
+    out_dir = os.path.join(runs_dir, key)
+    result_path = os.path.join(out_dir, "result.json")
+    weights = os.path.join(out_dir, "weights", "ckpt")
+    if os.path.exists(result_path):
+        with open(result_path) as f:
+            result = json.load(f)
+        progress(f"  {run.label} (seed {run.seed}): cached run {key}, AUC {result['auc']:.4f}")
+        if not keep_model:
+            return result
+        model, _ = build(run, prepared, run_eagerly)
+        model.load_weights(weights).expect_partial()
+        restored = metrics.auc(prepared.eval[F.MODEL_LABEL], predict(model, prepared.eval))
+        if not abs(restored - result["auc"]) < 1e-4:
+            raise RuntimeError(
+                f"{out_dir}: restored weights give AUC {restored:.6f}, the run recorded "
+                f"{result['auc']:.6f}; delete the directory to retrain"
+            )
+        return result, model
+
+    t0 = time.perf_counter()
+    model, config = build(run, prepared, run_eagerly)
+    steps_per_interval = max(1, run.steps // curve_points)
+    intervals = max(1, run.steps // steps_per_interval)
+    total = steps_per_interval * intervals
+    dataset = train_dataset(prepared, config.batch_size, total, run.seed)
+    recorder = _Recorder(prepared, ks, protocol, steps_per_interval)
+    callbacks = [recorder]
+    if run.model_type == "ccl4rec":
+        callbacks.append(ScheduleCallback(total))
+    progress(f"  {run.label} (seed {run.seed}): training {total} steps ...")
+    t_fit = time.perf_counter()
+    model.fit(dataset, epochs=intervals, steps_per_epoch=steps_per_interval, callbacks=callbacks,
+              verbose=0)  # fmt: skip
+    fit_seconds = max(time.perf_counter() - t_fit - recorder.eval_seconds, 1e-9)
+    result = evaluate(model, prepared, ks, protocol)
+    rows = len(prepared.train[F.MODEL_LABEL])
+    steps_per_epoch = rows / config.batch_size
+    counts = model.parameter_counts()
+    half = recorder.step_loss[len(recorder.step_loss) // 2 :]
+    result.update(
+        label=run.label,
+        model_type=run.model_type,
+        seed=run.seed,
+        steps=total,
+        config=config.to_dict(),
+        curves=recorder.curves,
+        step_loss=recorder.step_loss,
+        loss_variance_second_half=float(np.var(half)) if half else float("nan"),
+        train_seconds=fit_seconds,
+        train_seconds_per_epoch=fit_seconds / total * steps_per_epoch,
+        inference_ms_per_batch=inference_ms_per_batch(model, prepared),
+        parameters=counts,
+        wall_seconds=time.perf_counter() - t0,
+        key=key,
+    )
+    os.makedirs(out_dir, exist_ok=True)
+    model.save_weights(weights)
+    with open(result_path, "w") as f:
+        json.dump(result, f)
+    k = ks[0]
+    progress(
+        f"  {run.label} (seed {run.seed}): AUC {result['auc']:.4f} P@{k} "
+        f"{result[f'precision_at_{k}']:.4f} ({result['wall_seconds']:.0f} s, "
+        f"{total / fit_seconds:.1f} train steps/s)"
+    )
+    return (result, model) if keep_model else result
