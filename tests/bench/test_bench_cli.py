@@ -19,7 +19,8 @@ def test_bench_speed_tiny(mode, tmp_path, capsys):
     out = tmp_path / f"{mode}.json"
     code = cli.main(
         ["bench", mode, "--settings", "tiny", "--models", "ccl4rec,atrank", "--steps", "3",
-         "--warmup", "1", "--batch-size", "8", "--peak-size", "512", "--out", str(out)]
+         "--warmup", "1", "--batch-size", "8", "--peak-size", "512", "--out", str(out),
+         "--markdown", str(tmp_path / "table.md")]
     )  # fmt: skip
     assert code == 0
     text = capsys.readouterr().out
@@ -48,6 +49,10 @@ def test_bench_speed_tiny(mode, tmp_path, capsys):
     # No paper-setting figures here: the goals must say so rather than claim anything.
     assert result["goals"] and all(g["met"] is None for g in result["goals"])
     assert "NOT MEASURED" in text
+    # The README table is generated from the same figures.
+    table = (tmp_path / "table.md").read_text()
+    assert f"{result['matmul_peak']['gflops']:.1f} GFLOP/s" in table
+    assert table.count("| tiny |") == 2 and "not measured" in table
 
 
 def test_goal_verdicts_follow_the_numbers():

@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
         "--peak-size", type=int, default=2048, help="matrix size of the matmul-peak loop"
     )
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--markdown", help="also write the table as Markdown here (README)")
 
 
 def machine() -> dict:
@@ -226,6 +227,56 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(result: dict) -> str:
+    """The measured table as Markdown, headed by the machine, load and matmul peak."""
+    mode = result["mode"]
+    m = result["machine"]
+    load = ", ".join(f"{x:.2f}" for x in m["load_avg_at_start"] or [])
+    lines = [
+        f"`ccl4rec bench {mode}`: {m['cpu']}, {m['cores']} cores, load average at start {load}; "
+        f"float32 matmul peak measured in the same run {result['matmul_peak']['gflops']:.1f} "
+        f"GFLOP/s; batch {result['batch_size']}.",
+        "",
+    ]
+    if mode == "train":
+        lines += [
+            "| setting | model | ms/step | impressions/s | GFLOP/step | GFLOP/s | % of peak "
+            "| params embedding / non-embedding | peak RSS MB |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+    else:
+        lines += [
+            "| setting | model | p50 ms | p99 ms | impressions/s | GFLOP/batch | % of peak "
+            "| params embedding / non-embedding | peak RSS MB |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+    for setting, cells in result["results"].items():
+        for model, r in cells.items():
+            p = r["parameters"]
+            params = f"{p['embedding']:,} / {p['non_embedding']:,}"
+            pct = f"{100 * r['fraction_of_peak']:.1f}"
+            if mode == "train":
+                cols = [f"{r['ms_per_step']:.1f}", f"{r['impressions_per_s']:.0f}",
+                        f"{r['gflop_per_step']:.2f}", f"{r['achieved_gflops']:.1f}", pct]  # fmt: skip
+            else:
+                cols = [f"{r['infer_ms_p50']:.2f}", f"{r['infer_ms_p99']:.2f}",
+                        f"{r['impressions_per_s']:.0f}", f"{r['gflop_per_batch']:.3f}", pct]  # fmt: skip
+            row = [setting, model, *cols, params, f"{r['peak_rss_mb']:.0f}"]
+            lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    for setting, rs in result["ratios"].items():
+        text = ", ".join(f"{k.removeprefix('ccl4rec_vs_')} {v:.2f}×" for k, v in rs.items())
+        lines.append(f"- CCL4Rec speed over, {setting}: {text}")
+    for g in result["goals"]:
+        verdict = "not measured" if g["met"] is None else ("**met**" if g["met"] else "**missed**")
+        value = g["measured"]
+        shown = (
+            "-" if value is None else (f"{value:,}" if isinstance(value, int) else f"{value:.3f}")
+        )
+        lines.append(f"- goal {g['goal']} {g['target']:,}: measured {shown}, {verdict}")
+    return "\n".join(lines) + "\n"
+
+
 def _check_finite(result: dict) -> None:
     for cells in result["results"].values():
         for model, r in cells.items():
@@ -250,4 +301,9 @@ def run(args: argparse.Namespace, mode: str) -> int:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
         print(f"wrote {args.out}")
+    if args.markdown:
+        os.makedirs(os.path.dirname(os.path.abspath(args.markdown)), exist_ok=True)
+        with open(args.markdown, "w") as f:
+            f.write(markdown_table(result))
+        print(f"wrote {args.markdown}")
     return 0
