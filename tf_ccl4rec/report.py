@@ -17,6 +17,7 @@ import os
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec import mlmd
+from tf_ccl4rec.metrics import ranking
 
 SLICE_FEATURES = (F.USER_ACTIVITY_BUCKET, F.VIDEO_POPULARITY_BUCKET)
 BASE_METRICS = (
@@ -456,22 +457,6 @@ def _img(data: str | None, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _protocol_text(protocol: str) -> str:
-    """The protocol's description, taken from the ranking metric's docstring."""
-    from tf_ccl4rec.metrics import ranking
-
-    lines = (ranking.__doc__ or "").splitlines()
-    text, keep = [], False
-    for line in lines:
-        if line.startswith("- "):
-            keep = f'``"{protocol}"``' in line
-        elif not line.startswith("  "):
-            keep = False
-        if keep:
-            text.append(line.lstrip("- ").strip())
-    return " ".join(text).replace("``", "").replace(f'"{protocol}" ', "", 1)
-
-
 def _failed_threshold(threshold) -> str:
     """The threshold a failed metric missed, in the words of the thresholds table."""
     row = _threshold_row("", "", threshold)
@@ -581,7 +566,7 @@ def build_report(pipeline_root: str, out_path: str) -> str:
         "<h2>Metrics per slice</h2>",
         f'<p class="note">P/R/F1@K (K = {", ".join(map(str, ks)) or "none"}) are per-user '
         f"metrics averaged over users, protocol <b>{html.escape(protocol)}</b>: "
-        f"{html.escape(_protocol_text(protocol))}</p>",
+        f"{html.escape(ranking.protocol_description(protocol))}</p>",
         _table(header, table_rows),
     ]
 

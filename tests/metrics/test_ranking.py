@@ -161,3 +161,13 @@ def test_slice_inside_queries_needs_a_query_key_that_stays_in_the_slice(tmp_path
         whole = numpy_reference({u: USERS[u] for u in users}, k, "alpine")
         assert got["precision_at_2"]["doubleValue"] == pytest.approx(whole[0])
         assert whole[0] != pytest.approx(inside[0]) or bucket == "odd"
+
+
+def test_protocol_description_comes_from_the_docstring():
+    from tf_ccl4rec.metrics.ranking import PROTOCOLS, protocol_description
+
+    texts = {p: protocol_description(p) for p in PROTOCOLS}
+    assert "min(K, n_u)" in texts["alpine"] and "hits / K" in texts["thacil"]
+    assert not texts["thacil"].startswith('"thacil"')
+    with pytest.raises(ValueError, match="unknown protocol"):
+        protocol_description("nope")

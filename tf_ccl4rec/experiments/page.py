@@ -11,7 +11,7 @@ import re
 import shutil
 
 from tf_ccl4rec.experiments import runs, tables
-from tf_ccl4rec.report import _protocol_text  # one description of each protocol
+from tf_ccl4rec.metrics.ranking import protocol_description
 
 # Differences of means count only when larger than the seeds' spread (std_a + std_b); with one
 # seed, when larger than this many AUC points.
@@ -246,7 +246,7 @@ regenerate the page and `results/*.png`):
   (README "Model settings": the paper's literal form does not learn on this data). Every
   ablation toggles loss terms from there.
 - Metrics: AUC global over eval exposures; per-user P/R/F1@K with the **{ctx.protocol}** protocol
-  {_protocol_text(ctx.protocol)} {_cutoff_note(ctx)} Oracle = the planted genuine click probability from `ground_truth.csv`
+  {protocol_description(ctx.protocol)} {_cutoff_note(ctx)} Oracle = the planted genuine click probability from `ground_truth.csv`
   scored the same way; α-noise AUC = how well Eq 2's importance ranks planted false-positive
   clicks below genuine clicks in users' histories (0.5 = chance).
 - Run time: the {len(trained)} distinct trained runs took {trained_minutes:.1f} min of wall time

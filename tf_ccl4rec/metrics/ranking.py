@@ -23,6 +23,23 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 PROTOCOLS = ("alpine", "thacil")
 
 
+def protocol_description(protocol: str) -> str:
+    """One-paragraph description of a protocol, taken from this module's docstring (one source)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    lines = (__doc__ or "").splitlines()
+    text, keep = [], False
+    for line in lines:
+        if line.startswith("- "):
+            keep = f'``"{protocol}"``' in line
+        elif not line.startswith("  "):
+            keep = False
+        if keep:
+            text.append(line.lstrip("- ").strip())
+    described = " ".join(text).replace("``", "").removeprefix(f'"{protocol}"')
+    return described.lstrip(": ")
+
+
 def user_precision_recall_at_k(labels, scores, k: int, protocol: str = "alpine"):
     """Precision and recall at K for one user, or None when the protocol skips the user.
 
