@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import math
 import os
 import sys
 import tempfile
 import time
+
+from tf_ccl4rec.bench import write_output
 
 # A stage is "no worse than linear" when its time grows with an exponent <= 1 + this slack
 # (log(t_kx / t_1x) / log(k) over the largest scale; timing noise on a shared machine).
@@ -199,8 +200,5 @@ def run(args: argparse.Namespace) -> int:
     result["wall_s"] = time.time() - start
     print(format_report(result))
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"wrote {args.out}")
+        write_output(args.out, result)
     return 0

@@ -23,6 +23,7 @@ ensure_legacy_keras()
 
 import numpy as np  # noqa: E402
 
+from tf_ccl4rec.bench import write_output  # noqa: E402
 from tf_ccl4rec.features import DEFAULT_MAX_HISTORY  # noqa: E402
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -289,6 +290,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--soak-requests", type=int, default=0)
     parser.add_argument("--soak-concurrency", type=int, default=16)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--out", help="also write the results as JSON here")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -305,6 +307,8 @@ def run(args: argparse.Namespace) -> int:
         soak_concurrency=args.soak_concurrency,
     )
     print(json.dumps(result, indent=2) if args.json else format_report(result))
+    if args.out:
+        write_output(args.out, result)
     return 0
 
 

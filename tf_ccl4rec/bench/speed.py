@@ -9,14 +9,13 @@ Not a test: nothing here asserts a speed.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
 import sys
 import time
 
-from tf_ccl4rec.bench import workload
+from tf_ccl4rec.bench import workload, write_output
 
 # Goals of issue #8 (the paper's Table 3 claims, restated for this port).
 FLOP_BOUND_FRACTION = 0.30
@@ -297,13 +296,7 @@ def run(args: argparse.Namespace, mode: str) -> int:
     _check_finite(result)
     print(format_report(result))
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"wrote {args.out}")
+        write_output(args.out, result)
     if args.markdown:
-        os.makedirs(os.path.dirname(os.path.abspath(args.markdown)), exist_ok=True)
-        with open(args.markdown, "w") as f:
-            f.write(markdown_table(result))
-        print(f"wrote {args.markdown}")
+        write_output(args.markdown, markdown_table(result))
     return 0

@@ -244,7 +244,10 @@ regenerate the page and `results/*.png`):
   epochs); seeds {list(ctx.seeds)} (mean ± std where several; the case study uses seed {ctx.seeds[0]}).
 - Full model: the demo's settings {runs.FULL_MODEL}, history {ctx.prepared.max_history}
   (README "Model settings": the paper's literal form does not learn on this data). Every
-  ablation toggles loss terms from there.
+  ablation toggles loss terms from there. Read the ablations with this in mind: the contrastive
+  terms enter Eq 16 multiplied by contrastive_weight = {runs.FULL_MODEL["contrastive_weight"]}
+  (with the paper's plain sum the model did not learn here), so they measure small contrastive
+  terms beside L_ce, not the paper's balance.
 - Metrics: AUC global over eval exposures; per-user P/R/F1@K with the **{ctx.protocol}** protocol
   {protocol_description(ctx.protocol)} {_cutoff_note(ctx)} Oracle = the planted genuine click probability from `ground_truth.csv`
   scored the same way; α-noise AUC = how well Eq 2's importance ranks planted false-positive
