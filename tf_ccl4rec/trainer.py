@@ -23,7 +23,7 @@ from tf_ccl4rec import baselines
 from tf_ccl4rec.batching import group_by_user
 from tf_ccl4rec.config import CCL4RecConfig
 from tf_ccl4rec.export import export_serving_model
-from tf_ccl4rec.model import CCL4RecModel, ScheduleCallback
+from tf_ccl4rec.model import ScheduleCallback
 from tf_ccl4rec.preprocessing import VIDEO_VOCAB_NAME, transform_settings
 
 log = logging.getLogger(__name__)
@@ -54,22 +54,6 @@ def model_config(custom_config: dict, tft_output) -> CCL4RecConfig:
         max_history=int(settings["max_history"]),
     )
     return CCL4RecConfig.from_dict(values)
-
-
-def _shared_values(config: CCL4RecConfig) -> dict:
-    """The keys a baseline reads (sizes, embedding width, MLP, optimisation) from the config."""
-    shared = (
-        "vocab_size",
-        "num_oov_buckets",
-        "embedding_dim",
-        "max_history",
-        "learning_rate",
-        "mlp_units",
-        "l2",
-        "seed",
-    )
-    values = config.to_dict()
-    return {key: values[key] for key in shared}
 
 
 def content_table(config: CCL4RecConfig, tft_output, data_root: str | None):
@@ -152,10 +136,8 @@ def train_and_export(fn_args):
         fn_args.eval_files, fn_args.data_accessor, tft_output, batch, rows_per_user, seed
     )
     with strategy.scope():  # variables (built by parameter_counts) must live in the scope
-        if model_type == "ccl4rec":
-            model = CCL4RecModel(config, content_features=content)
-        else:
-            model = baselines.build_model(model_type, _shared_values(config))
+        # Baselines read the keys they share with CCL4RecConfig and ignore the rest.
+        model = baselines.build_model(model_type, config.to_dict(), content)
         model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
         counts = model.parameter_counts()
     print(

@@ -86,18 +86,8 @@ def build(setting: str, model: str):
         content[0] = 0.0
         content = content.astype(np.float32)
     model_type = "ccl4rec" if model.startswith("ccl4rec") else model
-    if model_type == "ccl4rec":
-        keras_model = baselines.build_model("ccl4rec", config.to_dict(), content)
-    else:
-        shared = {k: values[k] for k in ("vocab_size", "max_history") if k in values}
-        shared.update(
-            embedding_dim=config.embedding_dim,
-            max_history=config.max_history,
-            mlp_units=list(config.mlp_units),
-            learning_rate=config.learning_rate,
-            l2=config.l2,
-        )
-        keras_model = baselines.build_model(model_type, shared)
+    # Baselines read the keys they share with CCL4RecConfig and ignore the rest.
+    keras_model = baselines.build_model(model_type, config.to_dict(), content)
     keras_model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     return keras_model, config, model_type
 
