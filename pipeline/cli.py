@@ -6,6 +6,8 @@ import sys
 import time
 
 from pipeline.configs import RUNNERS, PipelineConfig
+from tf_ccl4rec.config import PRESETS
+from tf_ccl4rec.model_registry import MODEL_TYPES
 
 
 def _key_value(text: str):
@@ -43,9 +45,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--static-history", action="store_true")
         p.add_argument("--eval-fraction", type=float, default=None)
         p.add_argument("--strict", action="store_true", help="bad input rows are fatal")
-        p.add_argument("--train-steps", type=int, default=None)
-        p.add_argument("--eval-steps", type=int, default=None)
-        p.add_argument("--epochs", type=int, default=None)
+        p.add_argument(
+            "--preset",
+            choices=tuple(PRESETS),
+            default=None,
+            help="model settings: 'default' (measured best) or 'paper' (§4.1 literally)",
+        )
+        p.add_argument(
+            "--epochs",
+            type=int,
+            default=None,
+            help="most passes over the training rows (early stopping may end sooner; default 20)",
+        )
+        p.add_argument(
+            "--train-steps",
+            type=int,
+            default=None,
+            help="override: this many optimizer steps in total instead of whole epochs",
+        )
+        p.add_argument(
+            "--validation-fraction",
+            type=float,
+            default=None,
+            help="share of each user's latest training exposures held out for early stopping",
+        )
+        p.add_argument(
+            "--patience",
+            type=int,
+            default=None,
+            help="epochs without a better validation AUC before training stops (default 2)",
+        )
+        p.add_argument("--rows-per-user", type=int, default=None, help="rows of a user per batch")
         p.add_argument("--distribution", choices=("auto", "mirrored", "default"), default=None)
         p.add_argument(
             "--top-k", type=int, action="append", default=None, help="K of P/R/F1@K, repeatable"
@@ -72,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--model-type",
             default="ccl4rec",
-            choices=("ccl4rec", "bpr", "lstm", "cnn", "ncf", "atrank", "popularity"),
+            choices=MODEL_TYPES,
             help="CCL4Rec or one of the baselines, trained and served the same way",
         )
         p.add_argument("--no-cache", action="store_true", help="rerun every component")
@@ -86,9 +116,12 @@ def config_from_args(args) -> PipelineConfig:
         "serving_base": args.serving_base,
         "max_history": args.max_history,
         "eval_fraction": args.eval_fraction,
+        "preset": args.preset,
         "train_steps": args.train_steps,
-        "eval_steps": args.eval_steps,
-        "epochs": args.epochs,
+        "max_epochs": args.epochs,
+        "validation_fraction": args.validation_fraction,
+        "early_stopping_patience": args.patience,
+        "rows_per_user": args.rows_per_user,
         "distribution": args.distribution,
         "top_k": args.top_k,
         "ranking_protocol": args.ranking_protocol,

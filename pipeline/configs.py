@@ -7,7 +7,9 @@ import dataclasses
 import os
 
 from tf_ccl4rec import features as F
+from tf_ccl4rec.config import PRESET_MAX_HISTORY
 from tf_ccl4rec.mlmd import METADATA_FILE
+from tf_ccl4rec.training_settings import TrainerSettings
 
 # The example schema lives at the top of the repository (schemas/), beside this package.
 DEFAULT_SCHEMA = os.path.join(
@@ -28,11 +30,14 @@ class PipelineConfig:
         push destination defaults to <pipeline_root>/serving.
       serving_base: TF Serving model base path; models go to <serving_base>/ccl4rec/<version>/.
       schema_path: the schema ImportSchemaGen imports and ExampleValidator checks against.
-      max_history / static_history / eval_fraction / strict: example-builder options.
+      max_history / static_history / eval_fraction / strict: example-builder options; max_history
+        defaults to the preset's (`tf_ccl4rec.config.PRESET_MAX_HISTORY`).
       transform: overrides of `tf_ccl4rec.preprocessing.DEFAULTS` (vocabulary threshold, OOV buckets).
+      preset: `CCL4RecConfig` preset ("default" or "paper"), under `model`.
       model: overrides of `CCL4RecConfig` fields.
-      model_type: "ccl4rec" or a baseline (bpr, lstm, cnn, ncf, atrank, popularity).
-      train_steps / eval_steps / epochs / rows_per_user / distribution: Trainer settings.
+      model_type: a key of `tf_ccl4rec.model_registry.MODEL_TYPES`.
+      max_epochs / train_steps / validation_fraction / early_stopping_patience / rows_per_user /
+        distribution: Trainer settings (`tf_ccl4rec.training_settings.TrainerSettings`).
       top_k / ranking_protocol: cut-offs K of the per-user P/R/F1@K metrics and the protocol
         (tf_ccl4rec/metrics/ranking.py); 50 is the paper's K.
       auc_floor: the Evaluator blesses only models with AUC >= this.
@@ -48,18 +53,20 @@ class PipelineConfig:
     serving_base: str = ""
     pipeline_name: str = PIPELINE_NAME
     schema_path: str = DEFAULT_SCHEMA
-    max_history: int = F.DEFAULT_MAX_HISTORY
+    max_history: int | None = None
     static_history: bool = False
     eval_fraction: float = 0.2
     strict: bool = False
     transform: dict = dataclasses.field(default_factory=dict)
+    preset: str = "default"
     model: dict = dataclasses.field(default_factory=dict)
     model_type: str = "ccl4rec"
-    train_steps: int = 600
-    eval_steps: int = 50
-    epochs: int = 3
-    rows_per_user: int = 4
-    distribution: str = "auto"
+    max_epochs: int = TrainerSettings.max_epochs
+    train_steps: int | None = None
+    validation_fraction: float = TrainerSettings.validation_fraction
+    early_stopping_patience: int = TrainerSettings.early_stopping_patience
+    rows_per_user: int = TrainerSettings.rows_per_user
+    distribution: str = TrainerSettings.distribution
     top_k: tuple = (10, 50)
     ranking_protocol: str = "alpine"
     auc_floor: float = 0.55
@@ -83,8 +90,9 @@ class PipelineConfig:
         self.top_k = tuple(sorted({int(k) for k in self.top_k}))
         if not self.top_k or min(self.top_k) < 1:
             raise ValueError("top_k needs at least one K >= 1")
-        if self.train_steps < 1 or self.eval_steps < 1:
-            raise ValueError("train_steps and eval_steps must be >= 1")
+        if self.max_history is None:
+            self.max_history = PRESET_MAX_HISTORY.get(self.preset, F.DEFAULT_MAX_HISTORY)
+        self.trainer_settings()  # validates every Trainer setting now, not inside the Trainer
 
     @property
     def metadata_path(self) -> str:
@@ -94,16 +102,23 @@ class PipelineConfig:
     def transform_settings(self) -> dict:
         return {"max_history": self.max_history, **self.transform}
 
+    def trainer_settings(self) -> TrainerSettings:
+        return TrainerSettings(
+            model_type=self.model_type,
+            preset=self.preset,
+            model=dict(self.model),
+            transform=self.transform_settings,
+            data_root=os.path.abspath(self.data_root),
+            distribution=self.distribution,
+            rows_per_user=self.rows_per_user,
+            max_epochs=self.max_epochs,
+            train_steps=self.train_steps,
+            validation_fraction=self.validation_fraction,
+            early_stopping_patience=self.early_stopping_patience,
+        )
+
     def trainer_custom_config(self) -> dict:
-        return {
-            "model": dict(self.model),
-            "model_type": self.model_type,
-            "transform": self.transform_settings,
-            "data_root": os.path.abspath(self.data_root),
-            "distribution": self.distribution,
-            "rows_per_user": self.rows_per_user,
-            "epochs": self.epochs,
-        }
+        return self.trainer_settings().to_custom_config()
 
     def beam_pipeline_args(self) -> list:
         """Beam flags for the chosen runner; extra `beam_args` are appended verbatim.

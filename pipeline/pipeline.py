@@ -50,8 +50,10 @@ def create_components(config: PipelineConfig) -> list:
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
+        # Steps and the validation split are TrainerSettings' (custom_config): the Trainer holds
+        # out each user's latest training exposures itself; the eval split is the Evaluator's.
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=config.trainer_custom_config(),
     )
     model_resolver = tfx.dsl.Resolver(

@@ -27,7 +27,7 @@ import dataclasses
 import tensorflow as tf
 
 from tf_ccl4rec.config import STRATEGIES
-from tf_ccl4rec.layers.scoring import _MASKED_LOGIT, masked_log_softmax, masked_softmax
+from tf_ccl4rec.layers.scoring import MASKED_LOGIT, masked_log_softmax, masked_softmax
 
 
 def hardness(
@@ -202,7 +202,7 @@ def sample_positions(alpha_t, mask, num_samples: int, positive: bool, hard_weigh
     candidates = candidate_mask(alpha_t, mask, n_cand, positive)
     probs = position_probabilities(alpha_t, candidates, hard_weight)
     log_p = tf.math.log(tf.maximum(probs, 1e-30))
-    log_p = tf.where(candidates, log_p, tf.cast(_MASKED_LOGIT, log_p.dtype))
+    log_p = tf.where(candidates, log_p, tf.cast(MASKED_LOGIT, log_p.dtype))
     batch, length = tf.shape(mask)[0], tf.shape(mask)[1]
     u = tf.random.uniform([batch, num_samples, length], minval=1e-20, maxval=1.0)
     gumbel = -tf.math.log(-tf.math.log(u))
@@ -431,13 +431,13 @@ def augment(
     seq,
     mask,
     alpha_t,
-    beta,
+    *,
     substitute_embeddings,
-    num_samples,
-    positive,
+    draws: SubstituteDraws,
+    num_samples: int,
+    positive: bool,
     hard_weight,
     config,
-    draws: SubstituteDraws | None = None,
     column_offset: int = 0,
 ) -> AugmentedSamples:
     """Draws S augmented samples per row and scores their hardness.
@@ -446,14 +446,14 @@ def augment(
       seq: [B, N, d] original histories.
       mask: [B, N] bool.
       alpha_t: [B, N] importance of the original history.
-      beta: [B, N, Nz] relatedness of the substitutes.
       substitute_embeddings: [Nz, d].
+      draws: `draw_substitutes(beta, hard_weight, columns)` for the relatedness beta [B, N, Nz]
+        of the substitutes; its columns column_offset..column_offset + S - 1 are used, so one
+        call serves positives and negatives.
       num_samples: S.
       positive: Build positives (True) or negatives (False).
       hard_weight: t from `strategy_hard_weight` (None = random).
       config: Object with filter_fraction, replace_fraction, min_augment_history.
-      draws: Optional `draw_substitutes(beta, ...)` output shared with the other sign (then
-        `beta` may be None); its columns column_offset..column_offset + S - 1 are used.
       column_offset: See `draws`.
 
     Returns:
@@ -462,14 +462,14 @@ def augment(
     positions, valid, n_rep = sample_positions(
         alpha_t, mask, num_samples, positive, hard_weight, config
     )
-    if draws is not None:
-        beta = draws.beta
-    substitutes = sample_substitutes(beta, positions, hard_weight, draws, column_offset)
+    substitutes = sample_substitutes(draws.beta, positions, hard_weight, draws, column_offset)
     sequences = apply_replacement(seq, substitute_embeddings, positions, substitutes, valid)
 
     def score(sign_positive):
-        norm = draws.log_norm(sign_positive) if draws is not None else None
-        return hardness(alpha_t, beta, positions, substitutes, mask, sign_positive, valid, norm)
+        return hardness(
+            alpha_t, draws.beta, positions, substitutes, mask, sign_positive, valid,
+            draws.log_norm(sign_positive),
+        )  # fmt: skip
 
     hardness_score = score(positive)
     difficulty = score(False) if positive else hardness_score

@@ -33,6 +33,11 @@ TIMESTAMP = "timestamp"  # int64, scalar
 CLICK_HISTORY = "click_history"  # bytes list, oldest -> newest, <= max_history, strictly before
 NONCLICK_HISTORY = "nonclick_history"  # bytes list, exposed-not-clicked, same rules
 CATEGORY = "category"  # bytes, scalar, optional
+# int64 scalars: the user's clicks / non-clicks before the exposure, from the same exposures as the
+# histories but never cut to max_history (the user's click rate survives the cut).
+CLICK_COUNT = "click_count"
+NONCLICK_COUNT = "nonclick_count"
+HISTORY_COUNT_FEATURES = (CLICK_COUNT, NONCLICK_COUNT)
 HISTORY_FEATURES = (CLICK_HISTORY, NONCLICK_HISTORY)
 SCALAR_BYTES_FEATURES = (USER_ID, VIDEO_ID)
 SCALAR_INT_FEATURES = (LABEL, TIMESTAMP)
@@ -44,6 +49,11 @@ MODEL_TARGET = "video_index"  # int64 [B]
 MODEL_CLICK_HISTORY = "click_history_index"  # int64 [B, N], PAD_ID-padded on the right
 MODEL_NONCLICK_HISTORY = "nonclick_history_index"  # int64 [B, N], PAD_ID-padded on the right
 MODEL_LABEL = LABEL  # float32 [B] after Transform
+MODEL_TIMESTAMP = TIMESTAMP  # int64 [B]: orders a user's rows (the Trainer's validation split)
+# float32 [B]: max(CLICK_COUNT, real click-history items), so a request without counts falls back
+# to the lengths of the histories it sends.
+MODEL_CLICK_COUNT = "history_click_count"
+MODEL_NONCLICK_COUNT = "history_nonclick_count"
 
 DEFAULT_MAX_HISTORY = 160  # the paper's (THACIL's) MAX_LENGTH
 # Optional pre-computed user-interest vectors (§4.1; CCL4RecConfig.num_interest_vectors > 0).

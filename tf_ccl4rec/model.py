@@ -15,7 +15,13 @@ from tf_ccl4rec import augmentation as aug
 from tf_ccl4rec import features as F
 from tf_ccl4rec import losses
 from tf_ccl4rec.config import LOSS_TERMS, CCL4RecConfig
-from tf_ccl4rec.layers import BehaviorScorer, CTRHead, SequenceEncoder, VideoRepresentation
+from tf_ccl4rec.layers import (
+    BehaviorScorer,
+    CTRHead,
+    SequenceEncoder,
+    VideoRepresentation,
+    WideLogit,
+)
 
 
 def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, tf.TensorSpec]:
@@ -33,10 +39,13 @@ def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, 
         F.MODEL_CLICK_HISTORY: tf.TensorSpec([None, None], tf.int64, F.MODEL_CLICK_HISTORY),
         F.MODEL_TARGET: tf.TensorSpec([None], tf.int64, F.MODEL_TARGET),
     }
-    if config.use_nonclick_sequence:
+    if config.reads_nonclick_history:
         specs[F.MODEL_NONCLICK_HISTORY] = tf.TensorSpec(
             [None, None], tf.int64, F.MODEL_NONCLICK_HISTORY
         )
+    if config.history_statistics:
+        for name in (F.MODEL_CLICK_COUNT, F.MODEL_NONCLICK_COUNT):
+            specs[name] = tf.TensorSpec([None], tf.float32, name)
     if config.num_interest_vectors:
         specs[F.MODEL_INTEREST_VECTORS] = tf.TensorSpec(
             [None, config.num_interest_vectors, config.effective_interest_vector_dim],
@@ -127,6 +136,12 @@ class CCL4RecModel(tfrs.models.Model):
             self.interest_encoder = SequenceEncoder(
                 units, reg, scaled_scores=config.scaled_attention_scores, name="interest_encoder"
             )
+        self.wide = None
+        if config.item_bias or config.history_statistics:
+            self.wide = WideLogit(
+                config.num_embeddings, config.item_bias, config.history_statistics, config.l2,
+                name="wide",
+            )  # fmt: skip
         # Augmentation schedule (§3.5), advanced by ScheduleCallback, saved with the model.
         self.training_progress = tf.Variable(
             0.0, trainable=False, dtype=tf.float32, name="training_progress"
@@ -157,8 +172,10 @@ class CCL4RecModel(tfrs.models.Model):
           float32 [B]: the mean over sequences of sigmoid(Eq 13).
         """
         users = self._user_vectors(features)
-        target = self.video(self._ids(features, F.MODEL_TARGET, rank=1))
+        target_ids = self._ids(features, F.MODEL_TARGET, rank=1)
+        target = self.video(target_ids)
         logits = tf.stack([self.ctr(u, target) for u in users["all"]], axis=-1)
+        logits += self._wide_logits(features, target_ids)[:, None]
         return tf.reduce_mean(tf.sigmoid(logits), axis=-1)
 
     def user_embedding(self, features) -> tf.Tensor:
@@ -189,10 +206,11 @@ class CCL4RecModel(tfrs.models.Model):
             )
         items = self.video(candidate_indices)  # [B, C, d]
         num = tf.shape(candidate_indices)[1]
+        wide = self._wide_logits(features, candidate_indices)
         probs = []
         for u in self._user_vectors(features)["all"]:
             tiled = tf.tile(u[:, None, :], [1, num, 1])
-            probs.append(tf.sigmoid(self.ctr(tiled, items)))
+            probs.append(tf.sigmoid(self.ctr(tiled, items) + wide))
         return tf.reduce_mean(tf.stack(probs, axis=-1), axis=-1)
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
@@ -212,9 +230,11 @@ class CCL4RecModel(tfrs.models.Model):
         labels = tf.reshape(tf.cast(inputs[F.MODEL_LABEL], tf.float32), [-1])
         users = self._user_vectors(inputs)
         u, seq, mask, alpha_t = users["click"]
-        target = self.video(self._ids(inputs, F.MODEL_TARGET, rank=1))
+        target_ids = self._ids(inputs, F.MODEL_TARGET, rank=1)
+        target = self.video(target_ids)
+        wide = self._wide_logits(inputs, target_ids)  # [B]
         extra_logits = [self.ctr(x, target) for x in users["all"][1:]]
-        logits = tf.stack([self.ctr(u, target)] + extra_logits, axis=-1)  # [B, S]
+        logits = tf.stack([self.ctr(u, target)] + extra_logits, axis=-1) + wide[:, None]  # [B, S]
         probs = tf.reduce_mean(tf.sigmoid(logits), axis=-1)
         terms = {}
         if cfg.use_ce:
@@ -224,10 +244,14 @@ class CCL4RecModel(tfrs.models.Model):
             terms["cui"], fraction = losses.cui_loss(probs, labels, user_ids, True)
             self.loss_trackers["cui_user_fraction"].update_state(fraction)
         if training and cfg.needs_augmentation:
-            terms.update(self._augmented_terms(u, seq, mask, alpha_t, target, extra_logits, labels))
+            terms.update(
+                self._augmented_terms(u, seq, mask, alpha_t, target, extra_logits, wide, labels)
+            )
         # Per-batch L2 on the looked-up vectors only (hand-written: a table regularizer would
         # touch every row of a million-video table at every step).
         emb_l2 = cfg.l2 * (tf.reduce_sum(tf.square(seq)) + tf.reduce_sum(tf.square(target)))
+        if self.wide is not None:
+            emb_l2 += self.wide.bias_l2(target_ids)
         for name, value in terms.items():
             self.loss_trackers[f"{name}_loss"].update_state(value)
         self.loss_trackers["embedding_l2"].update_state(emb_l2)
@@ -267,6 +291,12 @@ class CCL4RecModel(tfrs.models.Model):
             raise ValueError(f"feature {name!r} must be [B, N], got shape {ids.shape}")
         return ids
 
+    def _wide_logits(self, features, candidates):
+        # The wide logit of `candidates` ([B] or [B, C]); 0 when the config has none.
+        if self.wide is None:
+            return tf.zeros(tf.shape(candidates), tf.float32)
+        return self.wide(candidates, features)
+
     def _encode(self, seq, mask, scorer, encoder):
         alpha_ij, alpha_t = scorer(seq, mask)
         return encoder(seq, alpha_ij, alpha_t, mask), alpha_t
@@ -305,16 +335,16 @@ class CCL4RecModel(tfrs.models.Model):
         u, _ = self._encode(flat, flat_mask, self.scorer, self.encoder)
         return tf.reshape(u, [shape[0], shape[1], -1])
 
-    def _sample_logits(self, u_samples, target, extra_logits):
+    def _sample_logits(self, u_samples, target, extra_logits, wide):
         # Per-sample logits [B, S, 1 + extra]: the augmented click sequence replaces the original
         # one; the (non-augmented) extra sequences keep their logits.
         num = tf.shape(u_samples)[1]
         tiled_target = tf.tile(target[:, None, :], [1, num, 1])
         logits = [self.ctr(u_samples, tiled_target)]
         logits += [tf.tile(x[:, None], [1, num]) for x in extra_logits]
-        return tf.stack(logits, axis=-1)
+        return tf.stack(logits, axis=-1) + wide[:, None, None]
 
-    def _augmented_terms(self, u, seq, mask, alpha_t, target, extra_logits, labels):
+    def _augmented_terms(self, u, seq, mask, alpha_t, target, extra_logits, wide, labels):
         cfg = self.config
         sub_ids = aug.sample_substitute_ids(cfg.vocab_size, cfg.effective_num_substitutes)
         sub_emb = self.video(sub_ids)
@@ -334,13 +364,15 @@ class CCL4RecModel(tfrs.models.Model):
         draws = aug.draw_substitutes(beta, t, cfg.num_positives + cfg.num_negatives)
         if need_pos:
             pos = aug.augment(
-                seq, mask, alpha_t, None, sub_emb, cfg.num_positives, True, t, cfg, draws, 0
-            )
+                seq, mask, alpha_t, substitute_embeddings=sub_emb, draws=draws,
+                num_samples=cfg.num_positives, positive=True, hard_weight=t, config=cfg,
+            )  # fmt: skip
             row_valid = pos.row_valid
         if need_neg:
             neg = aug.augment(
-                seq, mask, alpha_t, None, sub_emb, cfg.num_negatives, False, t, cfg, draws,
-                cfg.num_positives,
+                seq, mask, alpha_t, substitute_embeddings=sub_emb, draws=draws,
+                num_samples=cfg.num_negatives, positive=False, hard_weight=t, config=cfg,
+                column_offset=cfg.num_positives,
             )  # fmt: skip
             row_valid = neg.row_valid
         row_w = tf.cast(row_valid, tf.float32)
@@ -367,14 +399,14 @@ class CCL4RecModel(tfrs.models.Model):
                 d_neg, neg.hardness, *margins, sample_weight=row_w
             )
         if cfg.use_ce_pos:
-            logits = self._sample_logits(u_pos, target, extra_logits)
+            logits = self._sample_logits(u_pos, target, extra_logits, wide)
             weight = tf.broadcast_to(row_w[:, None], tf.shape(logits)[:2])
             terms["ce_pos"] = losses.binary_cross_entropy(
                 tf.broadcast_to(labels[:, None], tf.shape(weight)), logits, weight
             )
         if cfg.use_ce_neg:
             # §3.5.2: labels reversed (1 -> 0), label-0 targets disregarded.
-            logits = self._sample_logits(u_neg, target, extra_logits)
+            logits = self._sample_logits(u_neg, target, extra_logits, wide)
             weight = tf.broadcast_to((row_w * labels)[:, None], tf.shape(logits)[:2])
             terms["ce_neg"] = losses.binary_cross_entropy(tf.zeros_like(weight), logits, weight)
         return terms

@@ -88,6 +88,15 @@ def preprocessing_fn(inputs, custom_config=None):
         history = histories[name][:, -max_history:]  # newest max_history items
         indexed = history.with_flat_values(to_index(history.flat_values))
         outputs[model_name] = indexed.to_tensor(default_value=F.PAD_ID, shape=[None, max_history])
+    for count_name, history_name, model_name in (
+        (F.CLICK_COUNT, F.CLICK_HISTORY, F.MODEL_CLICK_COUNT),
+        (F.NONCLICK_COUNT, F.NONCLICK_HISTORY, F.MODEL_NONCLICK_COUNT),
+    ):
+        # Never below the history's length: a request without counts gets the lengths.
+        given = _scalar(inputs[count_name], 0) if count_name in inputs else 0
+        length = histories[history_name].row_lengths()
+        outputs[model_name] = tf.cast(tf.maximum(tf.cast(given, tf.int64), length), tf.float32)
+    outputs[F.MODEL_TIMESTAMP] = tf.cast(_scalar(inputs[F.TIMESTAMP], 0), tf.int64)
     outputs[F.MODEL_USER] = tf.strings.to_hash_bucket_fast(
         _scalar(inputs[F.USER_ID], b""), int(settings["num_user_buckets"])
     )

@@ -1,32 +1,41 @@
-"""The TFX Trainer's ``run_fn``: CCL4RecModel on Transform's output, exported with the serving signatures.
+"""The TFX Trainer's ``run_fn``: a model of `model_registry` on Transform's output, trained to
+convergence and exported with the serving signatures.
 
-custom_config (all optional; JSON-able, set by ``pipeline/configs.py``):
-  model_type:   "ccl4rec" (default) or a baseline of tf_ccl4rec.baselines.MODEL_TYPES
-  model:        CCL4RecConfig overrides (vocab_size, num_oov_buckets and max_history come from Transform)
-  transform:    the Transform settings used (``preprocessing.DEFAULTS`` keys)
-  data_root:    raw-log directory, to load the video-feature table for "content"/"both" representations
-  distribution: "auto" (MirroredStrategy when GPUs are visible), "mirrored" (over every visible device,
-                CPUs included), or "default"
-  rows_per_user: rows of one user kept together in a batch (L_cui needs both labels per user)
-  epochs:       train_steps are split over this many Keras epochs (eval + TensorBoard after each)
+Settings arrive as one `TrainerSettings` in ``custom_config`` (see `training_settings.py`). The
+loop, the same for CCL4Rec and every baseline:
+
+1. The latest ``validation_fraction`` of each user's training exposures (by timestamp) is held
+   out as a validation split; the rest is trained on. The Evaluator's eval split is never seen.
+2. Keras epochs of one pass over the training rows each (``steps_per_epoch`` from the counted
+   rows), up to ``max_epochs``; ``train_steps`` overrides the total when given.
+3. After every epoch the validation AUC is measured and one line printed; training stops after
+   ``early_stopping_patience`` epochs without a better one, and the best epoch's weights are
+   restored before the export.
 """
 
-import json
+from __future__ import annotations
+
 import logging
+import math
+import time
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from tf_ccl4rec import baselines
+from tf_ccl4rec import features as F
+from tf_ccl4rec import model_registry
 from tf_ccl4rec.batching import group_by_user
 from tf_ccl4rec.config import CCL4RecConfig
 from tf_ccl4rec.export import export_serving_model
 from tf_ccl4rec.model import ScheduleCallback
 from tf_ccl4rec.preprocessing import VIDEO_VOCAB_NAME, transform_settings
+from tf_ccl4rec.training_settings import TrainerSettings
 
 log = logging.getLogger(__name__)
+VALIDATION_METRIC = "val_auc"
+_NO_VALIDATION = np.iinfo(np.int64).max  # cutoff of a user with no validation rows
 
 
 def choose_strategy(distribution: str = "auto") -> tf.distribute.Strategy:
@@ -44,22 +53,47 @@ def choose_strategy(distribution: str = "auto") -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def model_config(custom_config: dict, tft_output) -> CCL4RecConfig:
-    """CCL4RecConfig from the overrides, with the sizes that Transform decided."""
-    settings = transform_settings(custom_config.get("transform"))
-    values = dict(custom_config.get("model") or {})
-    values.update(
-        vocab_size=int(tft_output.vocabulary_size_by_name(VIDEO_VOCAB_NAME)),
-        num_oov_buckets=int(settings["num_oov_buckets"]),
-        max_history=int(settings["max_history"]),
+def model_config(settings: TrainerSettings, tft_output) -> CCL4RecConfig:
+    """The preset, the user's overrides and the sizes that Transform and the data decided.
+
+    `video_representation="auto"` becomes "both" when the raw log has a video-feature table and
+    "id" otherwise; `content_feature_dim` is the table's width unless the user set it.
+    """
+    from tf_ccl4rec.config import AUTO_REPRESENTATION, PRESETS
+    from tf_ccl4rec.data.raw_log import load_video_features
+
+    transform = transform_settings(settings.transform)
+    values = {**PRESETS[settings.preset], **settings.model}
+    representation = values.get("video_representation", "id")
+    if representation != "id" and not values.get("content_feature_dim"):
+        loaded = load_video_features(settings.data_root) if settings.data_root else None
+        if loaded is None and representation != AUTO_REPRESENTATION:
+            raise ValueError(
+                f"video_representation={representation!r} needs the video-feature table in the "
+                f"raw-log directory (data_root={settings.data_root!r})"
+            )
+        if loaded is None:
+            values["video_representation"] = "id"
+        else:
+            values["content_feature_dim"] = int(loaded[1].shape[1])
+    if values.get("video_representation") == AUTO_REPRESENTATION:
+        values["video_representation"] = "both"
+    return CCL4RecConfig.from_dict(
+        {
+            **values,
+            "vocab_size": int(tft_output.vocabulary_size_by_name(VIDEO_VOCAB_NAME)),
+            "num_oov_buckets": int(transform["num_oov_buckets"]),
+            "max_history": int(transform["max_history"]),
+        }
     )
-    return CCL4RecConfig.from_dict(values)
 
 
 def content_table(config: CCL4RecConfig, tft_output, data_root: str | None):
     """The frozen content table aligned with the vocabulary (row 0 = padding, OOV rows = 0).
 
     Videos of the vocabulary without a feature row get zeros; their count is printed, not hidden.
+    Rows are scaled to unit L2 norm so the projection starts at the same scale whatever the
+    feature extractor (§4.1 leaves the features' scale open).
     """
     if config.video_representation == "id":
         return None
@@ -69,7 +103,7 @@ def content_table(config: CCL4RecConfig, tft_output, data_root: str | None):
     if loaded is None:
         raise ValueError(
             f"video_representation={config.video_representation!r} needs the video-feature table "
-            f"in the raw-log directory (custom_config data_root={data_root!r})"
+            f"in the raw-log directory (data_root={data_root!r})"
         )
     ids, matrix = loaded
     row_of = {vid: i for i, vid in enumerate(ids)}
@@ -82,87 +116,214 @@ def content_table(config: CCL4RecConfig, tft_output, data_root: str | None):
             missing += 1
         else:
             table[index] = matrix[row]
+    if config.normalize_content_features:
+        norms = np.linalg.norm(table, axis=1, keepdims=True)
+        table = table / np.where(norms > 0, norms, 1.0)
     print(f"trainer: content features for {len(vocab) - missing}/{len(vocab)} videos", flush=True)
     return table
 
 
-def make_dataset(
-    file_pattern, data_accessor, tft_output, batch_size, rows_per_user, seed, repeat=True
-):
-    """Transformed examples -> user-grouped batches of model features."""
+def _rows(file_pattern, data_accessor, tft_output):
+    """Transformed examples, one feature dict per row (scalars as [], not [1])."""
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=256, shuffle=False, num_epochs=1),
         tft_output.transformed_metadata.schema,
     ).unbatch()
-    # Scalars come as [1] from FixedLenFeature([1]); the model wants [B].
-    dataset = dataset.map(
+    return dataset.map(
         lambda row: {
             k: tf.reshape(v, []) if v.shape.num_elements() == 1 else v for k, v in row.items()
         },
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    if repeat:
-        dataset = dataset.repeat()
-    return group_by_user(
-        dataset, batch_size, rows_per_user=rows_per_user, seed=seed, drop_remainder=repeat
-    ).prefetch(tf.data.AUTOTUNE)
+
+
+def validation_cutoffs(users: np.ndarray, timestamps: np.ndarray, fraction: float):
+    """Per user, the timestamp from which its training exposures are validation.
+
+    The latest floor(n * fraction) exposures of a user with n (ties at the cutoff go with them),
+    the same rule as the example builder's eval split. Users with none get int64 max.
+
+    Args:
+      users: int64 [R] user index per training row.
+      timestamps: int64 [R].
+      fraction: In (0, 1).
+
+    Returns:
+      (unique users int64 [U], cutoffs int64 [U], number of validation rows).
+    """
+    from tf_ccl4rec.data.examples import eval_count
+
+    order = np.lexsort((timestamps, users))
+    users, timestamps = users[order], timestamps[order]
+    unique, starts, counts = np.unique(users, return_index=True, return_counts=True)
+    cutoffs = np.full(len(unique), _NO_VALIDATION, np.int64)
+    num_validation = 0
+    for i, (start, n) in enumerate(zip(starts, counts, strict=True)):
+        k = eval_count(int(n), fraction)
+        if k:
+            cutoffs[i] = timestamps[start + n - k]
+            num_validation += int(np.sum(timestamps[start : start + n] >= cutoffs[i]))
+    return unique, cutoffs, num_validation
+
+
+class TrainingData:
+    """The training rows split into train and validation (leak-free, per user, by time).
+
+    Args:
+      file_pattern: Transformed training examples.
+      data_accessor: TFX DataAccessor.
+      tft_output: TFTransformOutput.
+      fraction: `TrainerSettings.validation_fraction`.
+    """
+
+    def __init__(self, file_pattern, data_accessor, tft_output, fraction: float):
+        self._rows = _rows(file_pattern, data_accessor, tft_output)
+        keys = self._rows.map(lambda r: (r[F.MODEL_USER], r[F.MODEL_TIMESTAMP]))
+        users, stamps = [], []
+        for u, t in keys.batch(65536).as_numpy_iterator():
+            users.append(u)
+            stamps.append(t)
+        if not users:
+            raise ValueError(f"no training examples in {file_pattern}: nothing to train on")
+        users, stamps = np.concatenate(users), np.concatenate(stamps)
+        unique, cutoffs, self.num_validation = validation_cutoffs(users, stamps, fraction)
+        self.num_rows = len(users)
+        self.num_train = self.num_rows - self.num_validation
+        if self.num_train < 1 or self.num_validation < 1:
+            raise ValueError(
+                f"{self.num_rows} training rows leave {self.num_train} to train on and "
+                f"{self.num_validation} to validate on (validation_fraction {fraction}); "
+                "users need more exposures"
+            )
+        self._cutoff = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(unique, tf.int64), tf.constant(cutoffs, tf.int64)
+            ),
+            default_value=_NO_VALIDATION,
+        )
+
+    def _is_validation(self, row):
+        return row[F.MODEL_TIMESTAMP] >= self._cutoff.lookup(row[F.MODEL_USER])
+
+    def train(self, batch_size: int, rows_per_user: int, seed: int) -> tf.data.Dataset:
+        rows = self._rows.filter(lambda r: tf.logical_not(self._is_validation(r)))
+        return group_by_user(
+            rows.repeat(), batch_size, rows_per_user=rows_per_user, seed=seed, drop_remainder=True
+        ).prefetch(tf.data.AUTOTUNE)
+
+    def validation(self, batch_size: int) -> tf.data.Dataset:
+        return self._rows.filter(self._is_validation).batch(batch_size).cache().prefetch(2)
+
+
+class BestEpoch(tf.keras.callbacks.EarlyStopping):
+    """Early stopping on the validation AUC that always ends on the best epoch's weights.
+
+    Keras' EarlyStopping restores them only when it stops early; a run that uses all its epochs
+    would export the last epoch instead.
+    """
+
+    def __init__(self, patience: int):
+        super().__init__(
+            monitor=VALIDATION_METRIC, mode="max", patience=patience, restore_best_weights=True
+        )
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+            print(
+                f"trainer: restored the weights of epoch {self.best_epoch + 1} "
+                f"(validation AUC {self.best:.4f})",
+                flush=True,
+            )
+
+
+class EpochLines(tf.keras.callbacks.Callback):
+    """One progress line per epoch: time, training loss/AUC, validation AUC."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self._start = time.time()
+        self.best = -1.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        value = float(logs.get(VALIDATION_METRIC, float("nan")))
+        mark = " (best)" if value > self.best else ""
+        self.best = max(self.best, value)
+        print(
+            f"trainer: epoch {epoch + 1}/{self.epochs} ({time.time() - self._start:.0f} s): "
+            f"loss {logs.get('loss', float('nan')):.4f} train AUC {logs.get('auc', float('nan')):.4f}"
+            f" validation AUC {value:.4f}{mark}",
+            flush=True,
+        )
+
+
+def epoch_plan(num_train: int, batch: int, settings: TrainerSettings) -> tuple[int, int]:
+    """(epochs, steps per epoch): whole passes, or `train_steps` spread over Keras epochs."""
+    per_pass = max(1, num_train // batch)
+    if settings.model_type in model_registry.COUNTING_TYPES:
+        return 1, per_pass  # one exact count; more passes would count rows twice
+    if settings.train_steps is None:
+        return settings.max_epochs, per_pass
+    epochs = max(1, min(settings.max_epochs, math.ceil(settings.train_steps / per_pass)))
+    return epochs, max(1, settings.train_steps // epochs)
 
 
 def run_fn(fn_args):
-    """TFX generic Trainer entry point: trains CCL4Rec and exports the serving SavedModel."""
+    """TFX generic Trainer entry point: trains and exports the serving SavedModel."""
     train_and_export(fn_args)
 
 
 def train_and_export(fn_args):
     """Trains on `fn_args` (a TFX FnArgs), exports to fn_args.serving_model_dir, returns the model."""
-    custom = fn_args.custom_config or {}
-    if isinstance(custom, str):
-        custom = json.loads(custom)
+    settings = TrainerSettings.from_custom_config(fn_args.custom_config)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    config = model_config(custom, tft_output)
-    model_type = custom.get("model_type", "ccl4rec")
-    content = content_table(config, tft_output, custom.get("data_root"))
+    config = model_config(settings, tft_output)
+    model_type = settings.model_type
+    content = (
+        content_table(config, tft_output, settings.data_root)
+        if model_type == model_registry.CCL4REC
+        else None
+    )
     seed = int(config.seed)
     tf.keras.utils.set_random_seed(seed)
-    rows_per_user = int(custom.get("rows_per_user", 4))
-
-    strategy = choose_strategy(custom.get("distribution", "auto"))
+    strategy = choose_strategy(settings.distribution)
     batch = config.batch_size * strategy.num_replicas_in_sync
-    train = make_dataset(
-        fn_args.train_files, fn_args.data_accessor, tft_output, batch, rows_per_user, seed
+    data = TrainingData(
+        fn_args.train_files, fn_args.data_accessor, tft_output, settings.validation_fraction
     )
-    evaluation = make_dataset(
-        fn_args.eval_files, fn_args.data_accessor, tft_output, batch, rows_per_user, seed
+    epochs, steps_per_epoch = epoch_plan(data.num_train, batch, settings)
+    print(
+        f"trainer: {data.num_rows} training rows: {data.num_train} to train on, "
+        f"{data.num_validation} held out for validation (each user's latest "
+        f"{settings.validation_fraction:.0%}); up to {epochs} epochs of {steps_per_epoch} steps "
+        f"(batch {batch})",
+        flush=True,
     )
     with strategy.scope():  # variables (built by parameter_counts) must live in the scope
-        # Baselines read the keys they share with CCL4RecConfig and ignore the rest.
-        model = baselines.build_model(model_type, config.to_dict(), content)
+        model = model_registry.build_model(model_type, config.to_dict(), content)
         model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
         counts = model.parameter_counts()
-    print(
-        f"trainer: {model_type} config {json.dumps(config.to_dict(), sort_keys=True)}", flush=True
-    )
+    print(f"trainer: {model_type} ({settings.preset} preset) {config.to_json()}", flush=True)
     print(f"trainer: parameters {counts}", flush=True)
-    epochs = max(1, int(custom.get("epochs", 1)))
-    total_steps = max(1, int(fn_args.train_steps))
-    steps_per_epoch = max(1, total_steps // epochs)
-    eval_steps = max(1, int(fn_args.eval_steps or 1))
-    history = model.fit(
-        train,
+    callbacks = [
+        tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
+        EpochLines(epochs),
+        BestEpoch(settings.early_stopping_patience),
+    ]
+    if model_type == model_registry.CCL4REC:  # the augmentation schedule (§3.5)
+        callbacks.append(ScheduleCallback(steps_per_epoch * epochs))
+    model.fit(
+        data.train(batch, settings.rows_per_user, seed),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
-        validation_data=evaluation,
-        validation_steps=eval_steps,
-        callbacks=[
-            tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
-        ]
-        # The controllable-augmentation schedule (§3.5) exists only in CCL4Rec.
-        + ([ScheduleCallback(steps_per_epoch * epochs)] if model_type == "ccl4rec" else []),
-        verbose=2,
+        validation_data=data.validation(batch),
+        callbacks=callbacks,
+        verbose=0,
     )
-    final = {k: round(float(v[-1]), 5) for k, v in history.history.items()}
-    print(f"trainer: final epoch metrics {json.dumps(final, sort_keys=True)}", flush=True)
     export_serving_model(model, tft_output, fn_args.serving_model_dir)
     print(f"trainer: exported serving model to {fn_args.serving_model_dir}", flush=True)
     return model

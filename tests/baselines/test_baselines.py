@@ -5,8 +5,9 @@ import pytest
 import tensorflow as tf
 
 from tf_ccl4rec import features as F
-from tf_ccl4rec.baselines import MODEL_TYPES, BaselineConfig, build_model
+from tf_ccl4rec.baselines import BaselineConfig
 from tf_ccl4rec.model import CCL4RecModel
+from tf_ccl4rec.model_registry import MODEL_TYPES, build_model
 
 VOCAB, N, TOPICS = 120, 10, 4
 LEARNING = ("bpr", "lstm", "cnn", "ncf", "atrank")
@@ -171,8 +172,54 @@ def test_popularity_is_the_smoothed_training_ctr():
     assert model.trainable_variables == []
 
 
+def test_user_item_rate_adds_the_two_smoothed_rates_as_logits():
+    # Two videos, two users; counted over one pass of 8 training rows.
+    # video 1: 3 clicks / 4 shows, video 2: 1 / 4 -> global ctr 4 / 8 = 0.5; m = 1:
+    #   r_1 = (3 + 0.5) / 5 = 0.7, r_2 = (1 + 0.5) / 5 = 0.3.
+    # A user with 6 clicks and 2 non-clicks before the exposure (counts uncut, histories of 3
+    # and 1 items): r_u = (6 + 0.5) / (8 + 1) = 0.7222.
+    # score(video 1) = sigmoid(logit 0.7 + logit 0.7222 - logit 0.5).
+    def logit(p):
+        return np.log(p / (1 - p))
+
+    hist = np.zeros((8, N), np.int64)
+    train_rows = {
+        F.MODEL_CLICK_HISTORY: hist,
+        F.MODEL_NONCLICK_HISTORY: hist,
+        F.MODEL_TARGET: np.array([1, 1, 1, 1, 2, 2, 2, 2]),
+        F.MODEL_LABEL: np.array([1, 1, 1, 0, 1, 0, 0, 0], np.float32),
+    }
+    model = build_model("user_item_rate", CONFIG)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    model.fit(tf.data.Dataset.from_tensor_slices(train_rows).batch(4), epochs=1, verbose=0)
+    clicks = np.zeros((1, N), np.int64)
+    clicks[0, :3] = [5, 6, 7]
+    nonclicks = np.zeros((1, N), np.int64)
+    nonclicks[0, :1] = 8
+    user = {
+        F.MODEL_CLICK_HISTORY: clicks,
+        F.MODEL_NONCLICK_HISTORY: nonclicks,
+        F.MODEL_CLICK_COUNT: np.array([6.0], np.float32),
+        F.MODEL_NONCLICK_COUNT: np.array([2.0], np.float32),
+    }
+    r_u = 6.5 / 9
+    expected = 1 / (1 + np.exp(-(logit(np.array([0.7, 0.3])) + logit(r_u) - logit(0.5))))
+    got = model.score_candidates(user, np.array([[1, 2]])).numpy()[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_allclose(model(dict(user, **{F.MODEL_TARGET: np.array([2])})).numpy(),
+                               expected[1:], rtol=1e-5)  # fmt: skip
+    # Without counts the history lengths stand in: r_u = (3 + 0.5) / (4 + 1) = 0.7.
+    no_counts = {k: v for k, v in user.items() if "count" not in k}
+    expected = 1 / (1 + np.exp(-(logit(0.7) + logit(0.7) - logit(0.5))))
+    np.testing.assert_allclose(
+        model.score_candidates(no_counts, np.array([[1]])).numpy()[0, 0], expected, rtol=1e-5
+    )
+
+
 def test_build_model_types_and_config_errors():
-    assert MODEL_TYPES == ("ccl4rec", "bpr", "lstm", "cnn", "ncf", "atrank", "popularity")
+    assert MODEL_TYPES == (
+        "ccl4rec", "bpr", "lstm", "cnn", "ncf", "atrank", "popularity", "user_item_rate"
+    )  # fmt: skip
     ccl = build_model("ccl4rec", dict(vocab_size=VOCAB, embedding_dim=8, max_history=N))
     assert isinstance(ccl, CCL4RecModel) and ccl.config.embedding_dim == 8
     for model_type in MODEL_TYPES[1:]:
@@ -199,7 +246,7 @@ def transform_output(tmp_path_factory):
 
 # Exporting costs ~15 s a model here: the recurrent, the attention and the count-based models
 # cover the graph features the others use too (all share BaselineModel's scoring path).
-@pytest.mark.parametrize("model_type", ("lstm", "atrank", "popularity"))
+@pytest.mark.parametrize("model_type", ("lstm", "atrank", "popularity", "user_item_rate"))
 def test_exports_with_the_serving_signatures(model_type, transform_output, tmp_path):
     """The Trainer's export path (tf_ccl4rec.export) works for the baselines."""
     from tf_ccl4rec.export import export_serving_model

@@ -108,7 +108,18 @@ def tiny(tmp_path_factory):
 
 
 def _args(study, data, out, *extra):
-    return ["experiment", study, "--data", data, "--out", out, "--quick", "--steps", "8", *extra]
+    return [
+        "experiment",
+        study,
+        "--data",
+        data,
+        "--out",
+        out,
+        "--quick",
+        "--max-epochs",
+        "2",
+        *extra,
+    ]
 
 
 def _finite_numbers(value):
@@ -148,14 +159,16 @@ def test_subcommand_writes_table_results_and_figures(tiny, study):
         assert 0.0 <= auc <= 1.0, (study, label, auc)
     for run_list in results.get("runs", {}).values():
         for r in run_list:
-            assert r["steps"] == 8
+            counting = r["model_type"] in ("popularity", "user_item_rate")
+            assert r["epochs"] == (1 if counting else 2)  # --max-epochs 2, patience 2: no stop
+            assert 1 <= r["best_epoch"] <= r["epochs"] and 0.0 <= r["best_val_auc"] <= 1.0
             for key in ("auc", "precision_at_10", "recall_at_10", "f1_at_50"):
                 assert 0.0 <= r[key] <= 1.0, (study, key, r[key])
             if r["model_type"] == "ccl4rec":
                 assert 0.0 <= r["alpha_noise_auc"] <= 1.0
             assert r["train_seconds_per_epoch"] > 0 and r["inference_ms_per_batch"] > 0
             assert all(math.isfinite(x) for x in _finite_numbers(r["curves"]))
-            assert len(r["curves"]["step"]) == 2  # --quick: 2 curve points
+            assert len(r["curves"]["step"]) == r["epochs"]  # one curve point per epoch
 
 
 def test_case_study_hardness_correlations_are_computed(tiny):
@@ -177,7 +190,7 @@ def test_all_assembles_the_page_from_cached_runs(tiny, tmp_path):
     assert main(_args("all", data, out, "--page", page)) == 0
     with open(page) as f:
         text = f.read()
-    assert "ccl4rec experiment all" in text and "--steps 8" in text
+    assert "ccl4rec experiment all" in text and "--max-epochs 2" in text
     assert "## Which of the paper's claims held here" in text
     assert (
         text.count("**held**") + text.count("**not shown**") + text.count("**contradicted**") >= 8
@@ -192,8 +205,8 @@ def test_bad_inputs_are_clear_errors(tiny, tmp_path):
     data, out = tiny
     with pytest.raises(SystemExit, match="is not a directory"):
         main(["experiment", "ablation", "--data", str(tmp_path / "nope"), "--out", out])
-    with pytest.raises(SystemExit, match="--steps must be >= 1"):
-        main(["experiment", "ablation", "--data", data, "--out", out, "--steps", "0"])
+    with pytest.raises(SystemExit, match="--max-epochs must be >= 1"):
+        main(["experiment", "ablation", "--data", data, "--out", out, "--max-epochs", "0"])
     with pytest.raises(SystemExit, match="--page is only for `all`"):
         main(["experiment", "ablation", "--data", data, "--out", out, "--page", "x.md"])
     with pytest.raises(FileNotFoundError, match="has no interactions.csv"):

@@ -23,6 +23,7 @@ from tfx.types import standard_artifacts  # noqa: E402
 from tf_ccl4rec.model import CCL4RecModel  # noqa: E402
 from tf_ccl4rec.testing import analyze, random_raw_rows, serialize_raw_row  # noqa: E402
 from tf_ccl4rec.trainer import train_and_export  # noqa: E402
+from tf_ccl4rec.training_settings import TrainerSettings  # noqa: E402
 
 
 def write_transformed(rows, path):
@@ -62,13 +63,15 @@ def main(workdir):
         model_run_dir=os.path.join(workdir, "logs"),
         train_steps=20,
         eval_steps=2,
-        custom_config={
-            "model": {"embedding_dim": 8, "mlp_units": [8], "num_substitutes": 10,
-                      "num_positives": 2, "num_negatives": 2, "batch_size": 8},
-            "transform": settings,
-            "distribution": "mirrored",
-            "epochs": 1,
-        },
+        custom_config=TrainerSettings(
+            preset="paper",
+            model={"embedding_dim": 8, "mlp_units": [8], "num_substitutes": 10,
+                   "num_positives": 2, "num_negatives": 2, "batch_size": 8},
+            transform=settings,
+            distribution="mirrored",
+            max_epochs=1,
+            train_steps=20,
+        ).to_custom_config(),
         data_accessor=fn_args_utils.DataAccessor(
             tf_dataset_factory=factory, record_batch_factory=None, data_view_decode_fn=None
         ),

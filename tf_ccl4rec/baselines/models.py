@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec.baselines.base import BaselineConfig, BaselineModel, masked_mean, mlp
+from tf_ccl4rec.layers.wide import history_counts
 
 
 def _interaction_features(user, items):
@@ -336,10 +337,61 @@ class PopularityModel(BaselineModel):
         return {"embedding": 0, "non_embedding": 0, "trainable": 0, "total": 2 * rows}
 
 
+class UserItemRateModel(PopularityModel):
+    """The count to beat: the video's and the user's smoothed click rates, added as logits.
+
+    logit = logit(r_v) + logit(r_u) - logit(ctr), with r_v the smoothed training CTR of the video
+    (as `PopularityModel`) and r_u = (clicks_u + m * ctr) / (clicks_u + non_clicks_u + m) over
+    the user's exposures before the target (`layers.wide.history_counts`: the example's uncut
+    counts, or the history lengths when a request has none). Subtracting logit(ctr) once keeps a
+    user and a video at the global rate at the global rate. Counted, not trained, like `PopularityModel`.
+
+    Args:
+      config: BaselineConfig (only the table size is used).
+      prior_strength: m above, for both rates.
+    """
+
+    model_type = "user_item_rate"
+
+    def _user_logit(self, features, prior):
+        clicks, nonclicks = history_counts(features)
+        exposures = clicks + nonclicks
+        m = self.prior_strength
+        return _logit((clicks + m * prior) / (exposures + m)) - _logit(prior)
+
+    def _scores(self, features, candidates):
+        total = tf.reduce_sum(self.exposures)
+        prior = tf.math.divide_no_nan(tf.reduce_sum(self.clicks), total)
+        prior = tf.where(total > 0, prior, 0.5)
+        user = self._user_logit(features, prior)
+        user = tf.reshape(
+            user, tf.concat([tf.shape(user), tf.ones_like(tf.shape(candidates)[1:])], 0)
+        )
+        return tf.sigmoid(_logit(self._ctr(candidates)) + user)
+
+    def call(self, features, training=False):
+        return self._scores(features, self._ids(features, F.MODEL_TARGET, rank=1))
+
+    def score_candidates(self, features, candidate_indices) -> tf.Tensor:
+        candidate_indices = tf.convert_to_tensor(candidate_indices)
+        if candidate_indices.shape.rank != 2:
+            raise ValueError(
+                f"candidate_indices must be [B, C], got shape {candidate_indices.shape}"
+            )
+        return self._scores(features, tf.cast(candidate_indices, tf.int64))
+
+
+def _logit(p):
+    p = tf.clip_by_value(p, 1e-6, 1 - 1e-6)
+    return tf.math.log(p) - tf.math.log1p(-p)
+
+
 BASELINES = {
     cls.model_type: cls
-    for cls in (BPRModel, LSTMModel, CNNModel, NCFModel, ATRankModel, PopularityModel)
-}
+    for cls in (
+        BPRModel, LSTMModel, CNNModel, NCFModel, ATRankModel, PopularityModel, UserItemRateModel
+    )
+}  # fmt: skip
 
 
 def build_baseline(model_type: str, config: BaselineConfig) -> BaselineModel:

@@ -53,13 +53,14 @@ def model_values(setting: str, model: str) -> dict:
         raise ValueError(f"unknown model {model!r}; expected one of {MODELS}")
     spec = SETTINGS[setting]["model"]
     if spec == "demo":
+        from tf_ccl4rec.config import PRESET_MAX_HISTORY, PRESETS
         from tf_ccl4rec.data.synth import SynthConfig
-        from tf_ccl4rec.demo import DEMO_MODEL, DEMO_PIPELINE
 
-        synth = SynthConfig()
+        synth = SynthConfig()  # the demo's data: the default preset with its feature table
         values = dict(
-            DEMO_MODEL,
-            max_history=DEMO_PIPELINE["max_history"],
+            PRESETS["default"],
+            video_representation="both",
+            max_history=PRESET_MAX_HISTORY["default"],
             vocab_size=synth.videos,
             content_feature_dim=synth.feature_dim,
         )
@@ -74,7 +75,7 @@ def build(setting: str, model: str):
     """(compiled model, CCL4RecConfig, content table or None) for one benchmark cell."""
     import tensorflow as tf
 
-    from tf_ccl4rec import baselines
+    from tf_ccl4rec import model_registry
     from tf_ccl4rec.config import CCL4RecConfig
 
     values = model_values(setting, model)
@@ -87,7 +88,7 @@ def build(setting: str, model: str):
         content = content.astype(np.float32)
     model_type = "ccl4rec" if model.startswith("ccl4rec") else model
     # Baselines read the keys they share with CCL4RecConfig and ignore the rest.
-    keras_model = baselines.build_model(model_type, config.to_dict(), content)
+    keras_model = model_registry.build_model(model_type, config.to_dict(), content)
     keras_model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     return keras_model, config, model_type
 

@@ -121,7 +121,7 @@ def build_user_examples(
 
     out = []
 
-    def emit(row, split, clicks, nonclicks):
+    def emit(row, split, clicks, nonclicks, num_clicks, num_nonclicks):
         feats = {
             F.USER_ID: enc(row.user_id),
             F.VIDEO_ID: enc(row.video_id),
@@ -129,6 +129,8 @@ def build_user_examples(
             F.TIMESTAMP: row.timestamp,
             F.CLICK_HISTORY: clicks,
             F.NONCLICK_HISTORY: nonclicks,
+            F.CLICK_COUNT: num_clicks,
+            F.NONCLICK_COUNT: num_nonclicks,
         }
         if row.category:
             feats[F.CATEGORY] = enc(row.category)
@@ -136,10 +138,11 @@ def build_user_examples(
 
     if options.static_history:
         train = [r for r, s in zip(rows, splits, strict=True) if s == TRAIN]
-        clicks = _tail([enc(r.video_id) for r in train if r.click], m)
-        nonclicks = _tail([enc(r.video_id) for r in train if not r.click], m)
+        all_clicks = [enc(r.video_id) for r in train if r.click]
+        all_nonclicks = [enc(r.video_id) for r in train if not r.click]
+        clicks, nonclicks = _tail(all_clicks, m), _tail(all_nonclicks, m)
         for row, split in zip(rows, splits, strict=True):
-            emit(row, split, list(clicks), list(nonclicks))
+            emit(row, split, list(clicks), list(nonclicks), len(all_clicks), len(all_nonclicks))
         return out
 
     # Running histories: [clicks, nonclicks] from train exposures only, and from all exposures.
@@ -153,7 +156,7 @@ def build_user_examples(
         # Exposures i..j-1 share a timestamp: emit all before appending any (strictly-before rule).
         for k in range(i, j):
             hist = seen_train if splits[k] == TRAIN else seen_all
-            emit(rows[k], splits[k], _tail(hist[0], m), _tail(hist[1], m))
+            emit(rows[k], splits[k], _tail(hist[0], m), _tail(hist[1], m), *map(len, hist))
         for k in range(i, j):
             vid = enc(rows[k].video_id)
             slot = 0 if rows[k].click else 1
@@ -182,6 +185,9 @@ def encode_example(feats: dict):
         F.CLICK_HISTORY: b(feats[F.CLICK_HISTORY]),
         F.NONCLICK_HISTORY: b(feats[F.NONCLICK_HISTORY]),
     }
+    for name in F.HISTORY_COUNT_FEATURES:
+        if name in feats:
+            feature[name] = i([feats[name]])
     for name in (
         F.CATEGORY,
         F.USER_ACTIVITY_BUCKET,

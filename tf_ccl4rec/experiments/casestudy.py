@@ -67,7 +67,11 @@ def augmented_vectors(model, columns: dict, seed: int = 0) -> dict:
         ("pos", True, cfg.num_positives),
         ("neg", False, cfg.num_negatives),
     ):
-        samples = aug.augment(seq, mask, alpha_t, beta, sub_emb, count, positive, t, cfg)
+        samples = aug.augment(
+            seq, mask, alpha_t, substitute_embeddings=sub_emb,
+            draws=aug.draw_substitutes(beta, t, count), num_samples=count, positive=positive,
+            hard_weight=t, config=cfg,
+        )  # fmt: skip
         shape = tf.shape(samples.sequences)
         flat = tf.reshape(samples.sequences, [-1, shape[2], shape[3]])
         flat_mask = tf.reshape(tf.tile(mask[:, None, :], [1, shape[1], 1]), [-1, shape[2]])

@@ -15,7 +15,7 @@ import shlex
 import time
 
 STUDIES = ("ablation", "strategies", "np-sweep", "baselines", "case-study")
-QUICK = {"steps": 40, "curve_points": 2, "eager": True}
+QUICK = {"max_epochs": 1, "eager": True}
 
 
 def _module(study: str):
@@ -32,9 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "ground_truth.csv gives the oracle and α-noise AUCs)")  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per run (0..N-1)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per run (2000)")
-    parser.add_argument("--curve-points", type=int, default=None,
-                        help="evaluations during training (10)")  # fmt: skip
+    parser.add_argument("--max-epochs", type=int, default=None,
+                        help="most epochs per run; early stopping usually ends sooner (20)")  # fmt: skip
     parser.add_argument("--top-k", type=int, nargs="+", default=[10, 50], help="ranking cut-offs")
     parser.add_argument("--protocol", choices=("alpine", "thacil"), default="alpine",
                         help="per-user P/R@K protocol (README 'Metrics')")  # fmt: skip
@@ -52,10 +51,8 @@ def _check(args) -> None:
         problems.append(f"--data {args.data!r} is not a directory")
     if args.seeds < 1:
         problems.append(f"--seeds must be >= 1, got {args.seeds}")
-    if args.steps is not None and args.steps < 1:
-        problems.append(f"--steps must be >= 1, got {args.steps}")
-    if args.curve_points is not None and args.curve_points < 1:
-        problems.append(f"--curve-points must be >= 1, got {args.curve_points}")
+    if args.max_epochs is not None and args.max_epochs < 1:
+        problems.append(f"--max-epochs must be >= 1, got {args.max_epochs}")
     if any(k < 1 for k in args.top_k):
         problems.append(f"--top-k values must be >= 1, got {args.top_k}")
     if args.max_history < 1:
@@ -66,10 +63,10 @@ def _check(args) -> None:
         raise SystemExit("ccl4rec experiment: " + "; ".join(problems))
 
 
-def _command(args, steps: int, points: int) -> str:
+def _command(args, max_epochs: int) -> str:
     """The command that regenerates this run (explicit values, not defaults)."""
     parts = ["ccl4rec", "experiment", "all", "--data", args.data, "--out", args.out,
-             "--seeds", str(args.seeds), "--steps", str(steps), "--curve-points", str(points),
+             "--seeds", str(args.seeds), "--max-epochs", str(max_epochs),
              "--top-k", *map(str, args.top_k), "--protocol", args.protocol,
              "--max-history", str(args.max_history)]  # fmt: skip
     if args.page:
@@ -81,22 +78,22 @@ def run(args) -> int:
     _check(args)
     from tf_ccl4rec.experiments.data import prepare
     from tf_ccl4rec.experiments.study import StudyContext
+    from tf_ccl4rec.training_settings import TrainerSettings
 
     t0 = time.perf_counter()
 
     def say(message: str) -> None:
         print(f"[{time.perf_counter() - t0:7.1f} s] {message}", flush=True)
 
-    steps = args.steps or (QUICK["steps"] if args.quick else 2000)
-    points = args.curve_points or (QUICK["curve_points"] if args.quick else 10)
+    max_epochs = args.max_epochs or (QUICK["max_epochs"] if args.quick else None)
+    max_epochs = max_epochs or TrainerSettings.max_epochs
     prepared = prepare(args.data, os.path.join(args.out, "data-cache"), args.max_history, say)
     ctx = StudyContext(
         prepared=prepared,
         out=args.out,
         runs_dir=os.path.join(args.out, "runs"),
         seeds=tuple(range(args.seeds)),
-        steps=steps,
-        curve_points=points,
+        max_epochs=max_epochs,
         ks=tuple(dict.fromkeys(args.top_k)),
         protocol=args.protocol,
         progress=say,
@@ -113,7 +110,7 @@ def run(args) -> int:
     if args.study == "all":
         from tf_ccl4rec.experiments import page
 
-        command = _command(args, steps, points)
+        command = _command(args, max_epochs)
         path = page.write_page(ctx, summaries, seconds, args.page, command)
         say(f"results page: {path}")
     say(f"done in {time.perf_counter() - t0:.0f} s")

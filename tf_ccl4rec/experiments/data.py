@@ -22,7 +22,7 @@ import pandas as pd
 from tf_ccl4rec import features as F
 from tf_ccl4rec.preprocessing import VIDEO_VOCAB_NAME
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: timestamps and history counts in the transformed columns
 SCALAR_MODEL_FEATURES = (F.MODEL_TARGET, F.MODEL_USER, F.MODEL_LABEL)
 
 

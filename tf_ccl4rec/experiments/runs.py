@@ -1,11 +1,13 @@
 """One training run of the experiments: a model trained in-process and evaluated on the eval split.
 
-A run is CCL4RecModel (`model_type="ccl4rec"`) or a baseline (`tf_ccl4rec.baselines.build_model`)
-on the prepared Transform output, trained with Keras `fit` on user-grouped batches
-(`tf_ccl4rec.batching.user_grouped_batches`, so L_cui has work), with the augmentation schedule
-(`ScheduleCallback`). Every `steps // curve_points` steps it records the mean of each loss term and
-the eval AUC / P@K (training curves); at the end it evaluates (`experiments.metrics`), times
-training and inference and counts parameters. Results and weights are cached under
+A run is any model of `tf_ccl4rec.model_registry` on the prepared Transform output, trained by
+the Trainer's loop (`tf_ccl4rec.trainer`): each user's latest training exposures are held out for
+validation, Keras epochs of one pass over the rest in user-grouped batches
+(`tf_ccl4rec.batching.user_grouped_batches`, so L_cui has work), early stopping on the validation
+AUC with the best epoch's weights restored, and the augmentation schedule (`ScheduleCallback`).
+After every epoch it records the mean of each loss term and the eval AUC / P@K (training curves);
+at the end it evaluates (`experiments.metrics`), times training and inference and counts
+parameters. Results and weights are cached under
 `<runs_dir>/<key>/`, keyed by everything that changes the run, so studies that share a model
 (the ablation's full model is also the baselines' and the case study's) train it once;
 runs are keyed by their overrides, so e.g. strategy=easy2hard (the default) is a separate run.
@@ -23,19 +25,19 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tf_ccl4rec import baselines
 from tf_ccl4rec import features as F
+from tf_ccl4rec import model_registry
 from tf_ccl4rec.batching import user_grouped_batches
 from tf_ccl4rec.config import CCL4RecConfig
-from tf_ccl4rec.demo import DEMO_MODEL
 from tf_ccl4rec.experiments import metrics
 from tf_ccl4rec.model import CCL4RecModel, ScheduleCallback
-from tf_ccl4rec.trainer import content_table, model_config
+from tf_ccl4rec.trainer import BestEpoch, content_table, model_config, validation_cutoffs
+from tf_ccl4rec.training_settings import TrainerSettings
 
-# The "full" model of every study: the demo's settings (README "Model settings": the paper's
-# literal form does not learn on our planted-noise data), history 50.
-FULL_MODEL = dict(DEMO_MODEL)
-ROWS_PER_USER = 4  # the Trainer's default
+# The "full" model of every study: the default preset (README "Model settings").
+FULL_PRESET = "default"
+TRAINER = TrainerSettings()  # epochs, validation share, patience: the Trainer's defaults
+ROWS_PER_USER = TRAINER.rows_per_user
 PREDICT_BATCH = 1024
 INFERENCE_BATCH = 32  # Table 3's "one batch"
 
@@ -47,47 +49,48 @@ class RunSpec:
     Attributes:
       label: Row name in tables.
       model_type: "ccl4rec" or a baseline of `tf_ccl4rec.baselines.MODEL_TYPES`.
-      overrides: CCL4RecConfig keys on top of `FULL_MODEL`.
+      overrides: CCL4RecConfig keys on top of the preset.
       seed: Weights, batching and sampling seed.
-      steps: Optimizer steps.
+      max_epochs: Most passes over the training rows (early stopping usually ends sooner).
+      preset: `tf_ccl4rec.config.PRESETS` key.
     """
 
     label: str
     model_type: str = "ccl4rec"
     overrides: tuple = ()
     seed: int = 0
-    steps: int = 2000
+    max_epochs: int = TRAINER.max_epochs
+    preset: str = FULL_PRESET
 
     def model_values(self) -> dict:
-        return {**FULL_MODEL, **dict(self.overrides), "seed": int(self.seed)}
+        return {**dict(self.overrides), "seed": int(self.seed)}
 
 
-def spec(label, model_type="ccl4rec", seed=0, steps=2000, **overrides) -> RunSpec:
-    return RunSpec(label, model_type, tuple(sorted(overrides.items())), seed, steps)
+def spec(label, model_type="ccl4rec", seed=0, max_epochs=TRAINER.max_epochs, **overrides):
+    return RunSpec(label, model_type, tuple(sorted(overrides.items())), seed, max_epochs)
 
 
 def _config(run: RunSpec, prepared) -> CCL4RecConfig:
-    values = run.model_values()
-    if values.get("video_representation", "id") != "id":
-        if not prepared.content_dim:
-            raise ValueError(
-                f"{run.label}: video_representation={values['video_representation']!r} needs "
-                f"video_features.npy in {prepared.data_dir}"
-            )
-        values["content_feature_dim"] = prepared.content_dim
-    custom = {"model": values, "transform": {"max_history": prepared.max_history}}
-    return model_config(custom, prepared.tft_output())
+    settings = TrainerSettings(
+        model_type=run.model_type,
+        preset=run.preset,
+        model=run.model_values(),
+        transform={"max_history": prepared.max_history},
+        data_root=prepared.data_dir,
+    )
+    return model_config(settings, prepared.tft_output())
 
 
-def run_key(run: RunSpec, prepared, curve_points: int, protocol: str, ks) -> str:
+def run_key(run: RunSpec, prepared, protocol: str, ks) -> str:
     payload = {
         "model_type": run.model_type,
         "model": run.model_values(),
-        "steps": run.steps,
+        "preset": run.preset,
+        "max_epochs": run.max_epochs,
+        "trainer": [TRAINER.validation_fraction, TRAINER.early_stopping_patience],
         "data": prepared.stats,
         "data_dir": prepared.data_dir,
         "max_history": prepared.max_history,
-        "curve_points": curve_points,
         "protocol": protocol,
         "ks": list(ks),
     }
@@ -100,11 +103,10 @@ def build(run: RunSpec, prepared, run_eagerly: bool = False):
     for a few steps, as in smoke tests; same results)."""
     config = _config(run, prepared)
     tf.keras.utils.set_random_seed(int(run.seed))
-    if run.model_type == "ccl4rec":
+    content = None
+    if run.model_type == model_registry.CCL4REC:
         content = content_table(config, prepared.tft_output(), prepared.data_dir)
-        model = CCL4RecModel(config, content_features=content)
-    else:
-        model = baselines.build_model(run.model_type, config.to_dict())
+    model = model_registry.build_model(run.model_type, config.to_dict(), content)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate), run_eagerly=run_eagerly)
     model(_take(prepared.eval, np.arange(2)))
     return model, config
@@ -114,28 +116,43 @@ def _take(columns: dict, rows) -> dict:
     return {k: v[rows] for k, v in columns.items()}
 
 
-def _batch_rows(prepared, batch_size: int, steps: int, seed: int) -> np.ndarray:
-    """[steps, batch] train row indices: successive epochs of user-grouped batches."""
+def validation_rows(prepared) -> np.ndarray:
+    """bool [train rows]: the rows the Trainer would hold out (each user's latest)."""
+    users, stamps = prepared.train[F.MODEL_USER], prepared.train[F.MODEL_TIMESTAMP]
+    unique, cutoffs, _ = validation_cutoffs(users, stamps, TRAINER.validation_fraction)
+    return stamps >= cutoffs[np.searchsorted(unique, users)]
+
+
+def _batch_rows(prepared, rows: np.ndarray, batch_size: int, epochs: int, seed: int):
+    """[epochs * steps, batch] row indices: `epochs` passes of user-grouped full batches over
+    `rows`, and the steps of one pass."""
     train = prepared.train
-    index = {"row": np.arange(len(train[F.MODEL_LABEL])), F.MODEL_USER: train[F.MODEL_USER],
-             F.MODEL_LABEL: train[F.MODEL_LABEL]}  # fmt: skip
-    batches, epoch = [], 0
-    while len(batches) < steps:
-        for b in user_grouped_batches(index, batch_size, ROWS_PER_USER, seed=seed * 1000 + epoch):
-            if len(b["row"]) == batch_size:
-                batches.append(b["row"])
-        epoch += 1
-        if epoch > 1000 and not batches:
+    index = {"row": rows, F.MODEL_USER: train[F.MODEL_USER][rows],
+             F.MODEL_LABEL: train[F.MODEL_LABEL][rows]}  # fmt: skip
+    passes = []
+    for epoch in range(epochs):
+        batches = [
+            b["row"]
+            for b in user_grouped_batches(
+                index, batch_size, ROWS_PER_USER, seed=seed * 1000 + epoch
+            )
+            if len(b["row"]) == batch_size
+        ]
+        if not batches:
             raise ValueError(f"fewer train rows than one batch of {batch_size}")
-    return np.stack(batches[:steps])
+        passes.append(np.stack(batches))
+    steps = min(len(p) for p in passes)
+    return np.concatenate([p[:steps] for p in passes]), steps
 
 
-def train_dataset(prepared, batch_size: int, steps: int, seed: int) -> tf.data.Dataset:
-    rows = _batch_rows(prepared, batch_size, steps, seed)
+def train_dataset(prepared, rows, batch_size: int, epochs: int, seed: int):
+    """(dataset of `epochs` passes over `rows`, steps per pass)."""
+    batches, steps = _batch_rows(prepared, rows, batch_size, epochs, seed)
     columns = {k: tf.constant(v) for k, v in prepared.train.items()}
-    return tf.data.Dataset.from_tensor_slices(rows).map(
+    dataset = tf.data.Dataset.from_tensor_slices(batches).map(
         lambda r: {k: tf.gather(v, r) for k, v in columns.items()}
     )
+    return dataset, steps
 
 
 def predict(model, columns: dict, batch: int = PREDICT_BATCH) -> np.ndarray:
@@ -184,12 +201,12 @@ def oracle(prepared, ks=(10, 50), protocol="alpine") -> dict | None:
 
 
 class _Recorder(tf.keras.callbacks.Callback):
-    """Per-step total loss, per-interval means of each loss term and eval curves."""
+    """Per-step total loss, per-epoch means of each loss term and eval curves."""
 
-    def __init__(self, prepared, ks, protocol, steps_per_interval):
+    def __init__(self, prepared, ks, protocol, steps_per_epoch):
         super().__init__()
         self.prepared, self.ks, self.protocol = prepared, ks, protocol
-        self.steps_per_interval = steps_per_interval
+        self.steps_per_epoch = steps_per_epoch
         self.step_loss: list[float] = []
         self.curves: dict[str, list] = {"step": []}
         self.eval_seconds = 0.0  # spent evaluating inside fit, not training
@@ -199,14 +216,16 @@ class _Recorder(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         t0 = time.perf_counter()
-        self.curves["step"].append((epoch + 1) * self.steps_per_interval)
+        self.curves["step"].append((epoch + 1) * self.steps_per_epoch)
         self.curves.setdefault("train_loss", []).append(
-            float(np.mean(self.step_loss[-self.steps_per_interval :]))
+            float(np.mean(self.step_loss[-self.steps_per_epoch :]))
         )
         for name, value in (logs or {}).items():
-            # "loss" in the logs is the last batch's; the per-term trackers are interval means.
-            if name.endswith("_loss") and name not in ("total_loss", "regularization_loss"):
-                self.curves.setdefault(f"train_{name}", []).append(float(value))
+            # "loss" in the logs is the last batch's; the per-term trackers are epoch means.
+            if name.endswith("_loss") and not name.startswith("val_"):
+                if name not in ("total_loss", "regularization_loss"):
+                    self.curves.setdefault(f"train_{name}", []).append(float(value))
+        self.curves.setdefault("val_auc", []).append(float((logs or {}).get("val_auc", np.nan)))
         scores = predict(self.model, self.prepared.eval)
         labels = self.prepared.eval[F.MODEL_LABEL]
         users = self.prepared.eval_keys[F.RAW_USER_ID].to_numpy()
@@ -236,20 +255,18 @@ def train_and_evaluate(
     run: RunSpec,
     prepared,
     runs_dir: str,
-    curve_points: int = 10,
     ks=(10, 50),
     protocol: str = "alpine",
     progress=print,
     keep_model: bool = False,
     run_eagerly: bool = False,
 ):
-    """Trains and evaluates one run, or loads its cached result.
+    """Trains one run to convergence and evaluates it, or loads its cached result.
 
     Args:
       run: RunSpec.
       prepared: `experiments.data.Prepared`.
       runs_dir: Cache directory of runs.
-      curve_points: Points of the training curves (eval after every steps/curve_points steps).
       ks: Ranking cut-offs.
       protocol: Ranking protocol ("alpine" or "thacil").
       progress: callable(str).
@@ -259,10 +276,9 @@ def train_and_evaluate(
     Returns:
       result dict (and the model when keep_model).
     """
-    if run.steps < 1:
-        raise ValueError(f"steps must be >= 1, got {run.steps}")
-    curve_points = max(1, min(curve_points, run.steps))
-    key = run_key(run, prepared, curve_points, protocol, ks)
+    if run.max_epochs < 1:
+        raise ValueError(f"max_epochs must be >= 1, got {run.max_epochs}")
+    key = run_key(run, prepared, protocol, ks)
     out_dir = os.path.join(runs_dir, key)
     result_path = os.path.join(out_dir, "result.json")
     weights = os.path.join(out_dir, "weights", "ckpt")
@@ -284,35 +300,42 @@ def train_and_evaluate(
 
     t0 = time.perf_counter()
     model, config = build(run, prepared, run_eagerly)
-    steps_per_interval = max(1, run.steps // curve_points)
-    intervals = max(1, run.steps // steps_per_interval)
-    total = steps_per_interval * intervals
-    dataset = train_dataset(prepared, config.batch_size, total, run.seed)
-    recorder = _Recorder(prepared, ks, protocol, steps_per_interval)
-    callbacks = [recorder]
-    if run.model_type == "ccl4rec":
-        callbacks.append(ScheduleCallback(total))
-    progress(f"  {run.label} (seed {run.seed}): training {total} steps ...")
+    held_out = validation_rows(prepared)
+    counting = run.model_type in model_registry.COUNTING_TYPES
+    epochs = 1 if counting else run.max_epochs  # a count needs one exact pass
+    dataset, steps_per_epoch = train_dataset(
+        prepared, np.flatnonzero(~held_out), config.batch_size, epochs, run.seed
+    )
+    validation = tf.data.Dataset.from_tensor_slices(_take(prepared.train, held_out)).batch(1024)
+    recorder = _Recorder(prepared, ks, protocol, steps_per_epoch)
+    best = BestEpoch(TRAINER.early_stopping_patience)
+    callbacks = [recorder, best]
+    if run.model_type == model_registry.CCL4REC:
+        callbacks.append(ScheduleCallback(steps_per_epoch * epochs))
+    progress(f"  {run.label} (seed {run.seed}): up to {epochs} epochs of {steps_per_epoch} steps")
     t_fit = time.perf_counter()
-    model.fit(dataset, epochs=intervals, steps_per_epoch=steps_per_interval, callbacks=callbacks,
-              verbose=0)  # fmt: skip
+    model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
+              validation_data=validation, callbacks=callbacks, verbose=0)  # fmt: skip
     fit_seconds = max(time.perf_counter() - t_fit - recorder.eval_seconds, 1e-9)
     result = evaluate(model, prepared, ks, protocol)
-    rows = len(prepared.train[F.MODEL_LABEL])
-    steps_per_epoch = rows / config.batch_size
+    trained_epochs = len(recorder.curves["step"])
+    steps = trained_epochs * steps_per_epoch
     counts = model.parameter_counts()
     half = recorder.step_loss[len(recorder.step_loss) // 2 :]
     result.update(
         label=run.label,
         model_type=run.model_type,
         seed=run.seed,
-        steps=total,
+        steps=steps,
+        epochs=trained_epochs,
+        best_epoch=int(best.best_epoch) + 1,
+        best_val_auc=float(best.best),
         config=config.to_dict(),
         curves=recorder.curves,
         step_loss=recorder.step_loss,
         loss_variance_second_half=float(np.var(half)) if half else float("nan"),
         train_seconds=fit_seconds,
-        train_seconds_per_epoch=fit_seconds / total * steps_per_epoch,
+        train_seconds_per_epoch=fit_seconds / max(trained_epochs, 1),
         inference_ms_per_batch=inference_ms_per_batch(model, prepared),
         parameters=counts,
         wall_seconds=time.perf_counter() - t0,
@@ -325,7 +348,8 @@ def train_and_evaluate(
     k = ks[0]
     progress(
         f"  {run.label} (seed {run.seed}): AUC {result['auc']:.4f} P@{k} "
-        f"{result[f'precision_at_{k}']:.4f} ({result['wall_seconds']:.0f} s, "
-        f"{total / fit_seconds:.1f} train steps/s)"
+        f"{result[f'precision_at_{k}']:.4f}; best epoch {result['best_epoch']}/{trained_epochs} "
+        f"(validation AUC {result['best_val_auc']:.4f}; {result['wall_seconds']:.0f} s, "
+        f"{steps / fit_seconds:.1f} train steps/s)"
     )
     return (result, model) if keep_model else result

@@ -106,9 +106,9 @@ def run(ctx: StudyContext) -> dict:
             ctx.settings_text(
                 "Loss variance: variance of the per-step training loss (Eq 16 as trained, "
                 "contrastive terms weighted by the full model's contrastive_weight) over the second "
-                f"half of training. Jitter: mean absolute change between consecutive curve points "
-                f"({ctx.curve_points} points per run) over the second half. The curves evaluate "
-                "the whole eval split at each point."
+                "half of training. Jitter: mean absolute change between consecutive curve points "
+                "(one per epoch) over the second half. The curves evaluate the whole eval split "
+                "after each epoch."
             ),
             "![training loss](strategies_loss.png)\n![eval precision](strategies_precision.png)\n"
             "![eval AUC](strategies_auc.png)",

@@ -8,6 +8,7 @@ import json
 import os
 import time
 
+from tf_ccl4rec.config import PRESETS
 from tf_ccl4rec.experiments import runs, tables
 
 
@@ -20,8 +21,7 @@ class StudyContext:
       out: Output directory (each study writes `<out>/<study>/`).
       runs_dir: Cache of trained runs (shared by the studies).
       seeds: Seeds of the runs that are repeated.
-      steps: Optimizer steps per run.
-      curve_points: Points of the training curves.
+      max_epochs: Most epochs per run (early stopping on the validation AUC ends most sooner).
       ks: Ranking cut-offs.
       protocol: Per-user ranking protocol.
       progress: callable(str).
@@ -32,8 +32,7 @@ class StudyContext:
     out: str
     runs_dir: str
     seeds: tuple = (0,)
-    steps: int = 2000
-    curve_points: int = 10
+    max_epochs: int = runs.TRAINER.max_epochs
     ks: tuple = (10, 50)
     protocol: str = "alpine"
     progress: object = print
@@ -54,9 +53,11 @@ class StudyContext:
                 done += 1
                 t0 = time.perf_counter()
                 self.progress(f"[{study}] run {done}/{total}: {label}, seed {seed}")
-                run = runs.spec(label, model_type, seed=seed, steps=self.steps, **overrides)
+                run = runs.spec(
+                    label, model_type, seed=seed, max_epochs=self.max_epochs, **overrides
+                )
                 out = runs.train_and_evaluate(
-                    run, self.prepared, self.runs_dir, self.curve_points, self.ks, self.protocol,
+                    run, self.prepared, self.runs_dir, self.ks, self.protocol,
                     progress=self.progress, keep_model=keep_model, run_eagerly=self.run_eagerly,
                 )  # fmt: skip
                 result, model = out if keep_model else (out, None)
@@ -72,13 +73,17 @@ class StudyContext:
         s = self.prepared.stats
         k_text = ", ".join(f"K={k}" for k in self.ks)
         lines = [
-            f"Full model = the demo's settings ({json.dumps(runs.FULL_MODEL, sort_keys=True)}), "
-            f'history {self.prepared.max_history}, batch 32, Adam 0.003; README "Model settings" '
-            "says why they differ from the paper's.",
+            f"Full model = the {runs.FULL_PRESET!r} preset "
+            f"({json.dumps(PRESETS[runs.FULL_PRESET], sort_keys=True)}), history "
+            f'{self.prepared.max_history}; README "Model settings" says why it differs from the '
+            "paper's.",
             f"Data: {s['train_rows']} train / {s['eval_rows']} eval exposures, {s['users']} users, "
             f"{s['vocab_size']} videos in the vocabulary ({os.path.relpath(self.prepared.data_dir)}).",
-            f"{self.steps} training steps per run; seeds {list(self.seeds)} (mean ± std over seeds "
-            "where there are several).",
+            f"Every run trained to convergence: up to {self.max_epochs} epochs, early stopping "
+            f"after {runs.TRAINER.early_stopping_patience} epochs without a better AUC on each "
+            f"user's latest {runs.TRAINER.validation_fraction:.0%} of training exposures (best "
+            f"epoch restored); seeds {list(self.seeds)} (mean ± std over seeds where there are "
+            "several).",
             f"Per-user ranking protocol: {self.protocol} ({k_text}); AUC is global over the eval "
             "exposures.",
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 # Finite stand-in for -inf: keeps exp() and its gradient NaN-free for fully masked rows.
-_MASKED_LOGIT = -1e9
+MASKED_LOGIT = -1e9
 
 
 def masked_softmax(logits: tf.Tensor, mask: tf.Tensor, axis: int = -1) -> tf.Tensor:
@@ -24,7 +24,7 @@ def masked_softmax(logits: tf.Tensor, mask: tf.Tensor, axis: int = -1) -> tf.Ten
       all 0 (not NaN) where a row has no real position.
     """
     mask = tf.broadcast_to(mask, tf.shape(logits))
-    logits = tf.where(mask, logits, tf.cast(_MASKED_LOGIT, logits.dtype))
+    logits = tf.where(mask, logits, tf.cast(MASKED_LOGIT, logits.dtype))
     logits = logits - tf.stop_gradient(tf.reduce_max(logits, axis=axis, keepdims=True))
     weights = tf.exp(logits) * tf.cast(mask, logits.dtype)
     total = tf.reduce_sum(weights, axis=axis, keepdims=True)
@@ -43,7 +43,7 @@ def masked_log_softmax(logits: tf.Tensor, mask: tf.Tensor, axis: int = -1) -> tf
       Log-weights of `logits`' shape.
     """
     mask = tf.broadcast_to(mask, tf.shape(logits))
-    logits = tf.where(mask, logits, tf.cast(_MASKED_LOGIT, logits.dtype))
+    logits = tf.where(mask, logits, tf.cast(MASKED_LOGIT, logits.dtype))
     return tf.nn.log_softmax(logits, axis=axis)
 
 

@@ -1,0 +1,105 @@
+"""TrainerSettings: every Trainer setting set from the CLI arrives unchanged in `run_fn`."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from pipeline import cli
+from pipeline.pipeline import create_components
+from tf_ccl4rec.trainer import epoch_plan, validation_cutoffs
+from tf_ccl4rec.training_settings import TrainerSettings
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_every_trainer_setting_from_the_cli_reaches_run_fn(tmp_path):
+    args = _parse(
+        ["run", "--data", str(tmp_path), "--root", str(tmp_path / "root"),
+         "--model-type", "lstm", "--preset", "paper", "--model", "embedding_dim=24",
+         "--model", "strategy=random", "--max-history", "30", "--transform",
+         "num_oov_buckets=3", "--distribution", "default", "--rows-per-user", "2",
+         "--epochs", "7", "--train-steps", "123", "--validation-fraction", "0.25",
+         "--patience", "4"]
+    )  # fmt: skip
+    config = cli.config_from_args(args)
+    trainer = next(c for c in create_components(config) if c.id == "Trainer")
+    custom = trainer.exec_properties["custom_config"]
+    # TFX keeps custom_config as a JSON string; run_fn parses it back the same way.
+    if not isinstance(custom, str):
+        custom = json.dumps(custom)
+    got = TrainerSettings.from_custom_config(custom)
+    assert got == TrainerSettings(
+        model_type="lstm",
+        preset="paper",
+        model={"embedding_dim": 24, "strategy": "random"},
+        transform={"max_history": 30, "num_oov_buckets": 3},
+        data_root=str(tmp_path),
+        distribution="default",
+        rows_per_user=2,
+        max_epochs=7,
+        train_steps=123,
+        validation_fraction=0.25,
+        early_stopping_patience=4,
+    )
+
+
+def test_defaults_come_from_one_place(tmp_path):
+    config = cli.config_from_args(
+        _parse(["run", "--data", str(tmp_path), "--root", str(tmp_path / "r")])
+    )
+    got = config.trainer_settings()
+    default = TrainerSettings()
+    for name in ("model_type", "preset", "max_epochs", "train_steps", "rows_per_user",
+                 "validation_fraction", "early_stopping_patience", "distribution"):  # fmt: skip
+        assert getattr(got, name) == getattr(default, name), name
+    assert config.max_history == 50  # the default preset's history length
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"model": {"max_history": 10}}, "decided by Transform"),
+        ({"model_type": "gru"}, "model_type must be one of"),
+        ({"preset": "fast"}, "preset must be one of"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"max_epochs": 0}, "max_epochs"),
+        ({"train_steps": 0}, "train_steps"),
+    ],
+)
+def test_a_setting_that_cannot_be_honoured_is_an_error(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainerSettings(**overrides)
+
+
+def test_unknown_or_missing_custom_config_is_an_error():
+    with pytest.raises(ValueError, match="unknown keys"):
+        TrainerSettings.from_custom_config({"trainer_settings": json.dumps({"epochs": 3})})
+    with pytest.raises(ValueError, match="has no 'trainer_settings'"):
+        TrainerSettings.from_custom_config({"epochs": 3})
+
+
+def test_validation_cutoffs_hold_out_each_users_latest_rows():
+    # User 1: 10 rows at t = 0..9 -> floor(10 * 0.2) = 2 validation rows (t 8, 9): cutoff 8.
+    # User 2: 4 rows -> floor(0.8) = 0: no validation. User 3: 5 rows, t = 0,1,2,3,3 ->
+    # floor(1.0) = 1: cutoff 3, and the tie at t = 3 goes with it (2 rows).
+    users = np.array([1] * 10 + [2] * 4 + [3] * 5)
+    stamps = np.array(list(range(10)) + [5, 6, 7, 8] + [3, 0, 1, 3, 2])
+    unique, cutoffs, held_out = validation_cutoffs(users, stamps, 0.2)
+    assert unique.tolist() == [1, 2, 3]
+    assert cutoffs.tolist() == [8, np.iinfo(np.int64).max, 3]
+    assert held_out == 4
+
+
+def test_epoch_plan():
+    # 1,000 rows, batch 32 -> 31 steps per pass.
+    assert epoch_plan(1000, 32, TrainerSettings(max_epochs=5)) == (5, 31)
+    # 100 steps requested: ceil(100 / 31) = 4 epochs of 25 steps.
+    assert epoch_plan(1000, 32, TrainerSettings(max_epochs=5, train_steps=100)) == (4, 25)
+    # Counting models make exactly one pass.
+    assert epoch_plan(1000, 32, TrainerSettings(model_type="user_item_rate")) == (1, 31)

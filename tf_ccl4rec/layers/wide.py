@@ -1,0 +1,100 @@
+"""The wide logit: a per-video click bias and the user's history click statistics.
+
+Not in the paper (see the NOTE in `tf_ccl4rec/config.py`). Eq 13 sees the history only through
+attention-pooled vectors, which are averages: how often this user clicks, and how often this video
+is clicked, are not recoverable from them. On real exposure logs those two counts alone rank well
+(MovieLens: AUC 0.77), so the model gets them as an additive logit, like the wide part of
+Wide & Deep; the deep part (Eq 1-13) models what the counts cannot.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tf_ccl4rec import features as F
+
+
+def history_counts(features) -> tuple[tf.Tensor, tf.Tensor]:
+    """The user's clicks and non-clicks before the exposure, float32 [B] each.
+
+    Reads `MODEL_CLICK_COUNT` / `MODEL_NONCLICK_COUNT` (uncut counts from Transform) and never goes
+    below the real items of the id histories, which stand in when the counts are absent.
+    """
+    out = []
+    for ids_name, count_name in (
+        (F.MODEL_CLICK_HISTORY, F.MODEL_CLICK_COUNT),
+        (F.MODEL_NONCLICK_HISTORY, F.MODEL_NONCLICK_COUNT),
+    ):
+        if ids_name not in features:
+            raise KeyError(f"history counts need the input feature {ids_name!r}")
+        ids = features[ids_name]
+        count = tf.reduce_sum(tf.cast(tf.not_equal(ids, F.PAD_ID), tf.float32), axis=-1)
+        if count_name in features:
+            given = tf.reshape(tf.cast(features[count_name], tf.float32), tf.shape(count))
+            count = tf.maximum(count, given)
+        out.append(count)
+    return out[0], out[1]
+
+
+def history_statistics(clicks: tf.Tensor, nonclicks: tf.Tensor) -> tf.Tensor:
+    """[log1p(clicks), log1p(non-clicks), log((clicks + 1) / (non-clicks + 1))], float32 [B, 3].
+
+    The third column is the logit of the user's click rate with one pseudo-count each way.
+    """
+    a, b = tf.math.log1p(clicks), tf.math.log1p(nonclicks)
+    return tf.stack([a, b, a - b], axis=-1)
+
+
+class WideLogit(tf.keras.layers.Layer):
+    """logit_wide = b_v + w · history_statistics (both optional).
+
+    Args:
+      num_embeddings: Rows of the video table (1 + vocab_size + num_oov_buckets).
+      item_bias: Learn a scalar bias per video (initialised at 0).
+      user_statistics: Use `history_statistics` (needs the non-click history).
+      l2: L2 rate on the biases of the looked-up videos and on w.
+    """
+
+    def __init__(
+        self, num_embeddings: int, item_bias: bool, user_statistics: bool, l2=0.0, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.l2 = float(l2)
+        self.bias = (
+            tf.keras.layers.Embedding(
+                int(num_embeddings), 1, embeddings_initializer="zeros", name="video_bias"
+            )
+            if item_bias
+            else None
+        )
+        self.statistics = (
+            tf.keras.layers.Dense(
+                1,
+                kernel_initializer="zeros",
+                kernel_regularizer=tf.keras.regularizers.L2(self.l2) if self.l2 else None,
+                name="history_statistics",
+            )
+            if user_statistics
+            else None
+        )
+
+    def call(self, candidates: tf.Tensor, features=None) -> tf.Tensor:
+        """Wide logits of `candidates` (int [B] or [B, C]); same shape as `candidates`.
+
+        Args:
+          candidates: Video indices, [B] or [B, C].
+          features: The model inputs (`history_counts` reads them) when user statistics are on.
+        """
+        out = tf.zeros(tf.shape(candidates), tf.float32)
+        if self.bias is not None:
+            out += tf.squeeze(self.bias(tf.cast(candidates, tf.int32)), axis=-1)
+        if self.statistics is not None:
+            user = tf.squeeze(self.statistics(history_statistics(*history_counts(features))), -1)
+            out += tf.reshape(user, tf.concat([tf.shape(user), tf.ones_like(tf.shape(out)[1:])], 0))
+        return out
+
+    def bias_l2(self, candidates: tf.Tensor) -> tf.Tensor:
+        """L2 of the looked-up biases (per batch, as for the video embeddings)."""
+        if self.bias is None or not self.l2:
+            return tf.constant(0.0)
+        return self.l2 * tf.reduce_sum(tf.square(self.bias(tf.cast(candidates, tf.int32))))
