@@ -42,12 +42,6 @@ def test_console_script_is_installed():
     assert "pipeline" in out.stdout
 
 
-def test_unbuilt_subcommand_fails_loudly(monkeypatch, capsys):
-    monkeypatch.setitem(cli.SUBCOMMANDS, "bench", ("tf_ccl4rec.no_such_module", "x", 99))
-    assert cli.main(["bench"]) == 2
-    assert "not built yet" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize(
     "count,label",
     [(0, "000-009"), (9, "000-009"), (10, "010-049"), (199, "050-199"), (200, "200+")],

@@ -35,8 +35,7 @@ def build_model(
       content_features: CCL4Rec's frozen content table; the baselines use ids only.
 
     Returns:
-      A `tfrs.models.Model`; compile it with e.g. `tf.keras.optimizers.Adam(learning_rate)`
-      (`learning_rate(model_type, config_dict)` gives the configured rate).
+      A `tfrs.models.Model`; compile it with e.g. `tf.keras.optimizers.Adam(learning_rate)`.
     """
     if model_type not in MODEL_TYPES:
         raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {model_type!r}")
@@ -46,15 +45,6 @@ def build_model(
 
         return CCL4RecModel(CCL4RecConfig.from_dict(config_dict), content_features)
     return BASELINES[model_type](BaselineConfig.from_dict(config_dict))
-
-
-def learning_rate(model_type: str, config_dict: dict | None) -> float:
-    """The configured Adam learning rate of `model_type` (each config class has its default)."""
-    if model_type == "ccl4rec":
-        from tf_ccl4rec.config import CCL4RecConfig
-
-        return float(CCL4RecConfig.from_dict(config_dict).learning_rate)
-    return float(BaselineConfig.from_dict(config_dict).learning_rate)
 
 
 __all__ = [
@@ -68,5 +58,4 @@ __all__ = [
     "NCFModel",
     "PopularityModel",
     "build_model",
-    "learning_rate",
 ]
