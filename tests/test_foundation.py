@@ -26,6 +26,16 @@ def test_import_in_clean_process_sets_legacy_keras():
     assert out.stdout.strip().startswith("tf_keras")
 
 
+def test_tf_start_prints_no_cpp_error_lines():
+    """The "Unable to register cuFFT/cuDNN/cuBLAS factory" E-lines stay out of a clean process."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    code = "import tf_ccl4rec.model, os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "3"
+    assert "Unable to register" not in out.stderr, out.stderr[-2000:]
+
+
 def test_help_lists_every_subcommand(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["--help"])
