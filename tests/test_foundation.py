@@ -1,6 +1,8 @@
 """The foundation: environment guard, CLI routing, package layout."""
 
+import ast
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -34,6 +36,34 @@ def test_tf_start_prints_no_cpp_error_lines():
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "3"
     assert "Unable to register" not in out.stderr, out.stderr[-2000:]
+
+
+# The two entry points that drive a running server (they start it and query it with the client);
+# they sit above both packages and import `serving` lazily inside functions. Nothing else may.
+SERVING_USERS = {"tf_ccl4rec/demo.py", "tf_ccl4rec/bench/serve.py"}
+
+
+def _serving_imports(nodes) -> list[str]:
+    """Modules of `serving` imported by the import statements among `nodes`."""
+    found = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append(node.module)
+    return sorted(m for m in found if m == "serving" or m.startswith("serving."))
+
+
+def test_library_does_not_import_serving():
+    """tf_ccl4rec is the library `serving` builds on; the serving contract lives in it."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for path in sorted((root / "tf_ccl4rec").rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if name in SERVING_USERS:
+            assert not _serving_imports(tree.body), f"{name} imports serving at module level"
+        else:
+            assert not _serving_imports(ast.walk(tree)), f"{name} imports serving"
 
 
 def test_help_lists_every_subcommand(capsys):
