@@ -14,8 +14,8 @@ from unittest import mock
 from tfx import v1 as tfx
 from tfx.orchestration.portable import launcher as tfx_launcher
 
+from pipeline import pipeline as ccl4rec_pipeline
 from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig
-from pipeline.pipeline import create_pipeline
 from tf_ccl4rec import mlmd
 
 
@@ -135,6 +135,12 @@ def summarize(config: PipelineConfig, timings=None, log_file="") -> RunSummary:
     )
 
 
+def local_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    """The pipeline (`pipeline.pipeline.create_pipeline`) with MLMD in <pipeline_root>/metadata.sqlite."""
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    return ccl4rec_pipeline.create_pipeline(config, metadata_connection_config=connection)
+
+
 def run(config: PipelineConfig, echo=print) -> RunSummary:
     """Runs the whole pipeline with LocalDagRunner and returns its summary.
 
@@ -144,7 +150,7 @@ def run(config: PipelineConfig, echo=print) -> RunSummary:
     log_file = os.path.join(
         config.pipeline_root, "logs", f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     )
-    pipeline = create_pipeline(config)
+    pipeline = local_pipeline(config)
     progress = _Progress(total=len(pipeline.components), echo=echo)
     file_handler = logging.FileHandler(log_file)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

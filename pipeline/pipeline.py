@@ -91,11 +91,13 @@ def create_components(config: PipelineConfig) -> list:
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    """The TFX pipeline for `config` (local SQLite MLMD unless a connection config is given)."""
-    if metadata_connection_config is None:
-        metadata_connection_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path
-        )
+    """The TFX pipeline for `config`: every runner (local, Kubeflow V2 / Vertex) builds it here.
+
+    Args:
+      config: The pipeline settings.
+      metadata_connection_config: The MLMD connection, e.g. the local SQLite store of
+        `local_runner`; None for orchestrators that bring their own (Kubeflow V2 / Vertex).
+    """
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
