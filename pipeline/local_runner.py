@@ -124,12 +124,15 @@ def summarize(config: PipelineConfig, timings=None, log_file="") -> RunSummary:
     evaluation = mlmd.latest_artifact(store, "ModelEvaluation")
     pushed = mlmd.latest_artifact(store, "PushedModel")
     is_pushed = bool(mlmd.custom_property(pushed, "pushed"))
+    evaluation_uri = (
+        mlmd.artifact_path(evaluation.uri, config.pipeline_root) if evaluation else None
+    )
     return RunSummary(
         blessed=None if blessing is None else bool(mlmd.custom_property(blessing, "blessed")),
         pushed=is_pushed,
         pushed_path=mlmd.custom_property(pushed, "pushed_destination") if is_pushed else None,
-        evaluation_uri=evaluation.uri if evaluation else None,
-        metrics=overall_metrics(evaluation.uri) if evaluation else {},
+        evaluation_uri=evaluation_uri,
+        metrics=overall_metrics(evaluation_uri) if evaluation_uri else {},
         timings=timings or {},
         log_file=log_file,
     )

@@ -26,14 +26,14 @@ RUN_FN = "tf_ccl4rec.trainer.run_fn"
 def create_components(config: PipelineConfig) -> list:
     """The pipeline's components, in execution order."""
     example_gen = CCL4RecExampleGen(
-        data_root=os.path.abspath(config.data_root),
+        data_root=config.data_root,
         max_history=config.max_history,
         static_history=config.static_history,
         eval_fraction=config.eval_fraction,
         strict=config.strict,
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.abspath(config.schema_path))
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
