@@ -3,8 +3,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export TF_USE_LEGACY_KERAS := 1
-# Keep TF's C++ logging to warnings and up; our own progress output is what users read.
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+# TF's C++ logging: only FATAL lines (see tf_ccl4rec/_env.py); our own progress output is what
+# users read. Set TF_CPP_MIN_LOG_LEVEL=0 on the command line to see everything.
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 UV_COMPILE := uv pip compile --python-version 3.10 --python-platform x86_64-manylinux_2_28 --quiet
 DEMO_DIR ?= demo_out
 

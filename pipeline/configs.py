@@ -20,12 +20,24 @@ SERVING_MODEL_NAME = "ccl4rec"  # TF Serving model name: <serving base>/ccl4rec/
 RUNNERS = ("direct", "flink", "spark", "dataflow")
 
 
+def absolute(path: str) -> str:
+    """`path` made absolute against the current directory; URLs (gs://, s3://...) and "" unchanged.
+
+    TFX records artifact URIs under the pipeline root as given, so a relative root would make the
+    MLMD store readable only from the directory the pipeline ran in.
+    """
+    if not path or "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
 @dataclasses.dataclass
 class PipelineConfig:
     """Everything `create_pipeline` needs.
 
     Attributes:
       data_root: raw-log directory (README "Raw-log layout").
+      (data_root, pipeline_root, serving_base and schema_path are made absolute on creation.)
       pipeline_root: where TFX writes artifacts; MLMD lives in <pipeline_root>/metadata.sqlite and the
         push destination defaults to <pipeline_root>/serving.
       serving_base: TF Serving model base path; models go to <serving_base>/ccl4rec/<version>/.
@@ -79,6 +91,11 @@ class PipelineConfig:
     serving_version_policy: str = "latest:1"
 
     def __post_init__(self):
+        # Made absolute once, here: MLMD, the Trainer, the report and the server all read them.
+        self.data_root = absolute(self.data_root)
+        self.pipeline_root = absolute(self.pipeline_root)
+        self.serving_base = absolute(self.serving_base)
+        self.schema_path = absolute(self.schema_path)
         if not self.serving_base:
             self.serving_base = os.path.join(self.pipeline_root, "serving")
         if self.runner not in RUNNERS:

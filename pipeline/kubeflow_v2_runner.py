@@ -7,21 +7,15 @@ data/pipeline roots must be on storage the cluster reads (gs://...).
 
 from tfx import v1 as tfx
 
+from pipeline import pipeline as ccl4rec_pipeline
 from pipeline.configs import PipelineConfig
-from pipeline.pipeline import create_components
 
 DEFAULT_IMAGE = "gcr.io/YOUR_PROJECT/ccl4rec-tfx:latest"
 
 
 def compile_pipeline(config: PipelineConfig, output_file: str, image: str = DEFAULT_IMAGE) -> str:
     """Writes the Kubeflow V2 pipeline spec for `config` to `output_file` and returns its path."""
-    pipeline = tfx.dsl.Pipeline(
-        pipeline_name=config.pipeline_name,
-        pipeline_root=config.pipeline_root,
-        components=create_components(config),
-        enable_cache=config.enable_cache,
-        beam_pipeline_args=config.beam_pipeline_args(),
-    )
+    pipeline = ccl4rec_pipeline.create_pipeline(config)  # Kubeflow/Vertex bring their own MLMD
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_filename=output_file,

@@ -14,8 +14,8 @@ from unittest import mock
 from tfx import v1 as tfx
 from tfx.orchestration.portable import launcher as tfx_launcher
 
+from pipeline import pipeline as ccl4rec_pipeline
 from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig
-from pipeline.pipeline import create_pipeline
 from tf_ccl4rec import mlmd
 
 
@@ -124,15 +124,24 @@ def summarize(config: PipelineConfig, timings=None, log_file="") -> RunSummary:
     evaluation = mlmd.latest_artifact(store, "ModelEvaluation")
     pushed = mlmd.latest_artifact(store, "PushedModel")
     is_pushed = bool(mlmd.custom_property(pushed, "pushed"))
+    evaluation_uri = (
+        mlmd.artifact_path(evaluation.uri, config.pipeline_root) if evaluation else None
+    )
     return RunSummary(
         blessed=None if blessing is None else bool(mlmd.custom_property(blessing, "blessed")),
         pushed=is_pushed,
         pushed_path=mlmd.custom_property(pushed, "pushed_destination") if is_pushed else None,
-        evaluation_uri=evaluation.uri if evaluation else None,
-        metrics=overall_metrics(evaluation.uri) if evaluation else {},
+        evaluation_uri=evaluation_uri,
+        metrics=overall_metrics(evaluation_uri) if evaluation_uri else {},
         timings=timings or {},
         log_file=log_file,
     )
+
+
+def local_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    """The pipeline (`pipeline.pipeline.create_pipeline`) with MLMD in <pipeline_root>/metadata.sqlite."""
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    return ccl4rec_pipeline.create_pipeline(config, metadata_connection_config=connection)
 
 
 def run(config: PipelineConfig, echo=print) -> RunSummary:
@@ -144,7 +153,7 @@ def run(config: PipelineConfig, echo=print) -> RunSummary:
     log_file = os.path.join(
         config.pipeline_root, "logs", f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     )
-    pipeline = create_pipeline(config)
+    pipeline = local_pipeline(config)
     progress = _Progress(total=len(pipeline.components), echo=echo)
     file_handler = logging.FileHandler(log_file)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -26,14 +26,14 @@ RUN_FN = "tf_ccl4rec.trainer.run_fn"
 def create_components(config: PipelineConfig) -> list:
     """The pipeline's components, in execution order."""
     example_gen = CCL4RecExampleGen(
-        data_root=os.path.abspath(config.data_root),
+        data_root=config.data_root,
         max_history=config.max_history,
         static_history=config.static_history,
         eval_fraction=config.eval_fraction,
         strict=config.strict,
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.abspath(config.schema_path))
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
@@ -93,11 +93,13 @@ def create_components(config: PipelineConfig) -> list:
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    """The TFX pipeline for `config` (local SQLite MLMD unless a connection config is given)."""
-    if metadata_connection_config is None:
-        metadata_connection_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path
-        )
+    """The TFX pipeline for `config`: every runner (local, Kubeflow V2 / Vertex) builds it here.
+
+    Args:
+      config: The pipeline settings.
+      metadata_connection_config: The MLMD connection, e.g. the local SQLite store of
+        `local_runner`; None for orchestrators that bring their own (Kubeflow V2 / Vertex).
+    """
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,

@@ -3,10 +3,19 @@
 TFRS 0.7.7 refuses Keras 3, so every process (CLI, tests, TFX executors, Beam workers)
 must select tf-keras through ``TF_USE_LEGACY_KERAS=1`` before ``import tensorflow``.
 Importing any of our packages runs this first.
+
+TF's C++ logging is read from ``TF_CPP_MIN_LOG_LEVEL`` once, when TensorFlow loads, so it is set
+here too; child processes (Beam workers, the serving server, bench workloads) inherit it.
 """
 
 import os
 import sys
+
+# 3 = FATAL only. Level 2 still lets through the ERROR lines every TF start prints on this stack
+# ("Unable to register cuFFT/cuDNN/cuBLAS factory: ... already been registered", a duplicate CUDA
+# plugin registration, harmless on CPU and GPU alike). TF's real errors reach Python as
+# exceptions, so they still show. An explicit TF_CPP_MIN_LOG_LEVEL in the environment wins.
+TF_CPP_MIN_LOG_LEVEL = "3"
 
 
 def quiet_import_warnings() -> None:
@@ -20,8 +29,8 @@ def quiet_import_warnings() -> None:
 
 def ensure_legacy_keras() -> None:
     """Sets TF_USE_LEGACY_KERAS=1, failing loudly if TensorFlow was imported without it."""
-    # TF's C++ INFO/WARNING lines drown progress output; errors still show.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TF's C++ log lines drown progress output (see TF_CPP_MIN_LOG_LEVEL above).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_CPP_MIN_LOG_LEVEL)
     if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
         return
     os.environ["TF_USE_LEGACY_KERAS"] = "1"

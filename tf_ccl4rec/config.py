@@ -23,10 +23,6 @@ LOSS_TERMS = ("ccl", "ccl_pos", "ccl_neg", "ce", "ce_pos", "ce_neg", "cui")
 # Terms that need augmented sequences (the others work on the original batch only).
 AUGMENTATION_TERMS = ("ccl", "ccl_pos", "ccl_neg", "ce_pos", "ce_neg")
 
-# The paper tunes δl in {0.5,...,0.9} and δu in {1.1,...,1.5} (§4.1).
-MARGIN_LOWER_GRID = (0.5, 0.6, 0.7, 0.8, 0.9)
-MARGIN_UPPER_GRID = (1.1, 1.2, 1.3, 1.4, 1.5)
-
 
 @dataclasses.dataclass
 class CCL4RecConfig:

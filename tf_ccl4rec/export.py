@@ -2,7 +2,7 @@
 
 Saved with ``tf.saved_model.save`` on a ``tf.Module`` (not ``model.save``) so TF Serving, TFMA and our
 server all see a plain TF2 SavedModel whose signatures are the whole interface. The contract
-(names, dtypes, shapes) lives in ``serving/signatures.py``; raw ids are strings, ``""`` pads.
+(names, dtypes, shapes) lives in ``tf_ccl4rec/serving_contract.py``; raw ids are strings, ``""`` pads.
 Unknown ids map to the OOV bucket(s); an empty click history is a cold-start user (u = 0).
 
 Every id -> index mapping goes through the exported Transform layer, so serving uses exactly the
@@ -15,10 +15,10 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from serving import signatures as sig
-from serving.signatures import PREDICT, RECOMMEND, SERVING_DEFAULT, USER_EMBEDDING
 from tf_ccl4rec import features as F
+from tf_ccl4rec import serving_contract as sig
 from tf_ccl4rec.preprocessing import VIDEO_VOCAB_NAME
+from tf_ccl4rec.serving_contract import PREDICT, RECOMMEND, SERVING_DEFAULT, USER_EMBEDDING
 
 # Candidates scored per step of `recommend`: bounds memory at B * chunk * N for any catalogue size.
 RECOMMEND_CHUNK = 4096

@@ -10,7 +10,7 @@ def open_store(pipeline_root: str):
     from ml_metadata.metadata_store import metadata_store
     from tfx import v1 as tfx
 
-    path = os.path.join(pipeline_root, METADATA_FILE)
+    path = os.path.abspath(os.path.join(pipeline_root, METADATA_FILE))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no MLMD store at {path}: is {pipeline_root!r} a pipeline root?")
     connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
@@ -29,3 +29,26 @@ def custom_property(artifact, key: str):
         return None
     value = artifact.custom_properties[key]
     return value.string_value or value.int_value
+
+
+def artifact_path(uri: str, pipeline_root: str) -> str:
+    """An artifact URI as a path readable from here.
+
+    Absolute paths and URLs are returned as they are. A relative URI was recorded by a pipeline
+    that ran with a relative root (older runs), relative to the directory it ran in; that directory
+    is found as the ancestor of `pipeline_root` under which the URI exists. When none has it, the
+    URI is returned made absolute against the current directory, for the caller's error message.
+    """
+    if not uri or "://" in uri or os.path.isabs(uri):
+        return uri
+    if os.path.exists(uri):
+        return os.path.abspath(uri)
+    directory = os.path.abspath(pipeline_root)
+    while True:
+        candidate = os.path.join(directory, uri)
+        if os.path.exists(candidate):
+            return candidate
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return os.path.abspath(uri)
+        directory = parent

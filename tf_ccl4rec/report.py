@@ -14,6 +14,7 @@ import html
 import io
 import json
 import os
+import sys
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec import mlmd
@@ -49,7 +50,8 @@ def locate(pipeline_root: str) -> dict:
     store = mlmd.open_store(pipeline_root)
     evaluation = mlmd.latest_artifact(store, "ModelEvaluation")
     if evaluation is None:
-        raise FileNotFoundError(f"no Evaluator output in the MLMD store of {pipeline_root!r}")
+        store_path = os.path.abspath(os.path.join(pipeline_root, mlmd.METADATA_FILE))
+        raise FileNotFoundError(f"no Evaluator output recorded in the MLMD store {store_path}")
     found = {
         "evaluation": evaluation.uri,
         "model": None,
@@ -95,6 +97,9 @@ def locate(pipeline_root: str) -> dict:
     if found["model_run"] is None:  # no lineage recorded: the newest Trainer run
         runs = store.get_artifacts_by_type("ModelRun")
         found["model_run"] = max(runs, key=lambda a: a.id).uri if runs else None
+    for key in ("evaluation", "model", "baseline_model", "model_run"):
+        if found[key]:
+            found[key] = mlmd.artifact_path(found[key], pipeline_root)
     return found
 
 
@@ -194,11 +199,16 @@ def load_evaluation(evaluation_uri: str) -> dict:
       "baseline_metrics" (same or {}), "plots" {slice key: plot dict}, "baseline_plots",
       "validation" (ValidationResult proto or None).
     """
+    import tensorflow as tf
     import tensorflow_model_analysis as tfma
     from tensorflow_model_analysis.writers import eval_config_writer
 
+    if not tf.io.gfile.isdir(evaluation_uri):
+        raise FileNotFoundError(f"evaluation not found: no directory {evaluation_uri}")
     # TFMA's reader of eval_config.json (load_eval_result needs the model name first).
     config = eval_config_writer.load_eval_run(evaluation_uri)[0]
+    if config is None:  # TFMA returns None when the file is missing
+        raise FileNotFoundError(f"evaluation incomplete: no eval_config.json in {evaluation_uri}")
     candidate, baseline = _model_names(config)
     # Single-model results carry the name "" and are loaded without a name.
     result = tfma.load_eval_result(evaluation_uri, model_name=candidate or None)
@@ -635,9 +645,9 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     try:
-        path = build_report(args.root, args.out)
+        path = build_report(os.path.abspath(args.root), args.out)
     except (FileNotFoundError, ValueError) as err:
-        print(f"report: {err}")
+        print(f"report: {err}", file=sys.stderr)
         return 1
     print(f"report: wrote {path}")
     return 0

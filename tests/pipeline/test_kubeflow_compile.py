@@ -31,3 +31,34 @@ def test_compile_writes_a_pipeline_spec_with_every_component(tmp_path):
     executors = json.dumps(pipeline_spec["deploymentSpec"])
     assert "example/ccl4rec:1" in executors
     assert "DataflowRunner" in executors
+
+
+def test_local_and_kubeflow_runners_build_the_same_pipeline(tmp_path, monkeypatch):
+    """Both runners go through `pipeline.pipeline.create_pipeline`, only MLMD differs."""
+    from pipeline import local_runner
+    from pipeline import pipeline as ccl4rec_pipeline
+
+    built = []
+    real = ccl4rec_pipeline.create_pipeline
+
+    def spy(config, metadata_connection_config=None):
+        built.append(real(config, metadata_connection_config))
+        return built[-1]
+
+    monkeypatch.setattr(ccl4rec_pipeline, "create_pipeline", spy)
+    data = tmp_path / "raw"
+    data.mkdir()
+    config = PipelineConfig(data_root=str(data), pipeline_root=str(tmp_path / "root"))
+    path = compile_pipeline(config, str(tmp_path / "pipeline.json"), image="example/ccl4rec:1")
+    local = local_runner.local_pipeline(config)
+    assert len(built) == 2 and built[1] is local
+    kubeflow = built[0]
+    assert kubeflow.metadata_connection_config is None  # Kubeflow/Vertex bring their own
+    assert local.metadata_connection_config.sqlite.filename_uri == config.metadata_path
+    ids = [c.id for c in local.components]
+    assert ids == [c.id for c in kubeflow.components]
+    assert kubeflow.beam_pipeline_args == local.beam_pipeline_args
+    spec = json.loads(open(path).read())
+    tasks = spec.get("pipelineSpec", spec)["root"]["dag"]["tasks"]
+    for component_id in ids:  # the Resolver compiles to "<id>-..." tasks
+        assert any(t == component_id or t.startswith(component_id) for t in tasks), sorted(tasks)

@@ -5,6 +5,7 @@ compares against the blessed model and refuses; a report is built after each.
 """
 
 import base64
+import os
 import re
 
 import pytest
@@ -15,7 +16,7 @@ from pipeline.configs import PipelineConfig
 from tf_ccl4rec import cli
 from tf_ccl4rec import features as F
 from tf_ccl4rec.data import synth
-from tf_ccl4rec.report import build_report
+from tf_ccl4rec.report import build_report, locate
 
 pytestmark = pytest.mark.slow
 
@@ -45,13 +46,22 @@ def reports(tmp_path_factory):
         data_dir,
         progress=lambda *a, **k: None,
     )
-    root = str(tmp_path_factory.mktemp("pipeline"))
+    # The pipeline runs with a relative root, as `make demo` does (demo_out/pipeline).
+    workdir = tmp_path_factory.mktemp("project")
+    root = str(workdir / "out" / "pipeline")
     out = tmp_path_factory.mktemp("reports")
     quiet = dict(echo=lambda *a, **k: None)
-    first = local_runner.run(_config(data_dir, root), **quiet)
-    first_html = build_report(root, str(out / "first.html"))
-    second = local_runner.run(_config(data_dir, root, auc_floor=0.999), **quiet)
-    second_html = build_report(root, str(out / "second.html"))
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        first = local_runner.run(_config(data_dir, os.path.join("out", "pipeline")), **quiet)
+        first_html = build_report(root, str(out / "first.html"))
+        second = local_runner.run(
+            _config(data_dir, os.path.join("out", "pipeline"), auc_floor=0.999), **quiet
+        )
+        second_html = build_report(root, str(out / "second.html"))
+    finally:
+        os.chdir(cwd)
     return root, (first, open(first_html).read()), (second, open(second_html).read())
 
 
@@ -130,4 +140,59 @@ def test_cli_writes_the_page_and_rejects_a_bad_root(reports, tmp_path, capsys):
     assert cli.main(["report", "--root", root, "--out", str(out)]) == 0
     assert "<h2>Metrics per slice</h2>" in out.read_text()
     assert cli.main(["report", "--root", str(tmp_path / "nowhere"), "--out", str(out)]) == 1
-    assert "no MLMD store" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert f"no MLMD store at {tmp_path / 'nowhere' / 'metadata.sqlite'}" in err
+
+
+def test_report_from_another_directory_with_a_relative_root(reports, tmp_path, monkeypatch):
+    """The run used the relative root out/pipeline; MLMD holds absolute URIs, so any cwd works."""
+    root, (summary, _), _ = reports
+    assert os.path.isabs(summary.evaluation_uri) and summary.evaluation_uri.startswith(root)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    relative = os.path.relpath(root)
+    assert not os.path.isabs(relative)
+    assert cli.main(["report", "--root", relative, "--out", "r.html"]) == 0
+    assert "<h2>Metrics per slice</h2>" in (elsewhere / "r.html").read_text()
+
+
+def _store_with_evaluation(root, uri=None):
+    """An MLMD store at `root`, holding one ModelEvaluation artifact at `uri` (None: no artifact)."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx import v1 as tfx
+
+    os.makedirs(root, exist_ok=True)
+    path = os.path.join(root, "metadata.sqlite")
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
+    )
+    if uri is not None:
+        type_id = store.put_artifact_type(metadata_store_pb2.ArtifactType(name="ModelEvaluation"))
+        store.put_artifacts([metadata_store_pb2.Artifact(type_id=type_id, uri=uri)])
+    return path
+
+
+def test_missing_evaluation_is_one_line_naming_the_path(tmp_path, capsys):
+    empty = str(tmp_path / "empty")
+    store_path = _store_with_evaluation(empty)
+    assert cli.main(["report", "--root", empty, "--out", str(tmp_path / "r.html")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"report: no Evaluator output recorded in the MLMD store {store_path}\n"
+
+    gone = str(tmp_path / "gone" / "Evaluator" / "evaluation" / "7")
+    root = str(tmp_path / "gone")
+    _store_with_evaluation(root, gone)
+    assert cli.main(["report", "--root", root, "--out", str(tmp_path / "r.html")]) == 1
+    assert capsys.readouterr().err == f"report: evaluation not found: no directory {gone}\n"
+
+
+def test_relative_uris_of_older_runs_resolve_against_the_root(tmp_path, monkeypatch):
+    """Stores written with a relative root hold URIs relative to the directory the run used."""
+    root = tmp_path / "project" / "demo_out" / "pipeline"
+    evaluation = root / "Evaluator" / "evaluation" / "9"
+    evaluation.mkdir(parents=True)
+    _store_with_evaluation(str(root), "demo_out/pipeline/Evaluator/evaluation/9")
+    monkeypatch.chdir(tmp_path)
+    assert locate("project/demo_out/pipeline")["evaluation"] == str(evaluation)

@@ -1,4 +1,4 @@
-"""A tiny SavedModel with exactly the serving-signature contract of ``serving.signatures``.
+"""A tiny SavedModel with exactly the serving-signature contract of ``tf_ccl4rec.serving_contract``.
 
 It stands in for the Trainer's export so the server, client and benchmark are tested against the
 same signatures the real model will have. Each version gets its own bias, so answers tell which

@@ -2,7 +2,8 @@
 
 Runs every (setting, model) in its own subprocess (tf_ccl4rec.bench.workload), measures the
 machine's float32 matmul peak in the same run, prints a table, the CCL4Rec/ATRank speed ratios
-and the issue's goals judged from the measured numbers, and writes everything as JSON.
+and the speed goals (the paper's Table 3 claims) judged from the measured numbers, and writes
+everything as JSON.
 Not a test: nothing here asserts a speed.
 """
 
@@ -17,7 +18,7 @@ import time
 
 from tf_ccl4rec.bench import workload, write_output
 
-# Goals of issue #8 (the paper's Table 3 claims, restated for this port).
+# Speed and size goals: the paper's Table 3 claims, restated for this port.
 FLOP_BOUND_FRACTION = 0.30
 TRAIN_SPEEDUP = 10.0
 INFER_SPEEDUP = 20.0
@@ -140,7 +141,7 @@ def _speed(mode, r) -> float:
 
 
 def goals(mode: str, results: dict, ratio: dict) -> list[dict]:
-    """The issue's goals at paper settings, each judged from the measured numbers."""
+    """The speed and size goals at paper settings, each judged from the measured numbers."""
     paper = results.get("paper", {})
     out = []
 

@@ -4,7 +4,8 @@ Each study writes `<out>/<study>/table.md`, `results.json` and PNG figures; `all
 assembles one results page (`--page`, default `<out>/results.md`, figures beside it in
 `results/`). Data are prepared once per raw-log directory (`<out>/data-cache/`) and trained runs
 are cached (`<out>/runs/`), so a model shared by several studies trains once and an interrupted
-`all` resumes; delete `<out>/runs/` after changing the model or metric code.
+`all` resumes. A run's cache key covers its settings and the model/training/metric code
+(`runs.code_version`), so changed code retrains instead of reusing stale results.
 """
 
 from __future__ import annotations

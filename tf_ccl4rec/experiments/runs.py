@@ -11,12 +11,16 @@ parameters. Results and weights are cached under
 `<runs_dir>/<key>/`, keyed by everything that changes the run, so studies that share a model
 (the ablation's full model is also the baselines' and the case study's) train it once;
 runs are keyed by their overrides, so e.g. strategy=easy2hard (the default) is a separate run.
-The key does not cover the code: delete `<runs_dir>` after changing the model or the metrics.
+The key also covers the code (`code_version`: a hash of the source files that define the model,
+its training and its evaluation), so a changed model never comes back from the cache; entries of
+older code are just no longer matched (delete `<runs_dir>` to reclaim their disk space).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import glob
 import hashlib
 import json
 import os
@@ -81,8 +85,46 @@ def _config(run: RunSpec, prepared) -> CCL4RecConfig:
     return model_config(settings, prepared.tft_output())
 
 
+# Source files (relative to the tf_ccl4rec package) whose code decides what a run trains and what
+# it measures: the models and their layers and losses, augmentation, batching, the config, the
+# Trainer helpers a run uses, the metrics and this file. Part of every run's cache key.
+CODE_FILES = (
+    "config.py",
+    "features.py",
+    "model.py",
+    "augmentation.py",
+    "losses.py",
+    "batching.py",
+    "trainer.py",
+    "layers/*.py",
+    "baselines/*.py",
+    "metrics/*.py",
+    "experiments/runs.py",
+    "experiments/metrics.py",
+    "training_settings.py",
+    "model_registry.py",
+)
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@functools.cache
+def code_version(package_dir: str = _PACKAGE_DIR) -> str:
+    """A short hash of the `CODE_FILES` under `package_dir` (their paths and contents)."""
+    digest = hashlib.sha1()
+    for pattern in CODE_FILES:
+        paths = sorted(glob.glob(os.path.join(package_dir, pattern)))
+        if not paths:
+            raise FileNotFoundError(f"no {pattern} in {package_dir} (runs.CODE_FILES is stale)")
+        for path in paths:
+            digest.update(os.path.relpath(path, package_dir).replace(os.sep, "/").encode())
+            with open(path, "rb") as handle:
+                digest.update(hashlib.sha1(handle.read()).digest())
+    return digest.hexdigest()[:12]
+
+
 def run_key(run: RunSpec, prepared, protocol: str, ks) -> str:
     payload = {
+        "code": code_version(),
         "model_type": run.model_type,
         "model": run.model_values(),
         "preset": run.preset,

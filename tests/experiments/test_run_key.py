@@ -1,0 +1,38 @@
+"""The experiment run cache is keyed by the model/training code too, not only by the settings."""
+
+import os
+import shutil
+import types
+
+import tf_ccl4rec
+from tf_ccl4rec.experiments import runs
+
+
+def test_code_version_follows_the_model_code_only(tmp_path):
+    package = tmp_path / "tf_ccl4rec"
+    shutil.copytree(
+        os.path.dirname(tf_ccl4rec.__file__),
+        package,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    original = runs.code_version(str(package))
+    assert original == runs.code_version()  # same sources, same version, wherever they are
+    (package / "report.py").write_text("# not model code\n", encoding="utf-8")
+    runs.code_version.cache_clear()
+    assert runs.code_version(str(package)) == original
+    for changed in ("losses.py", "layers/encoder.py", "experiments/metrics.py"):
+        path = package / changed
+        path.write_text(path.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+        runs.code_version.cache_clear()
+        assert runs.code_version(str(package)) != original, changed
+        original = runs.code_version(str(package))
+
+
+def test_run_key_changes_with_the_code(monkeypatch):
+    prepared = types.SimpleNamespace(stats={"rows": 1}, data_dir="/data", max_history=50)
+    run = runs.spec("full")
+    monkeypatch.setattr(runs, "code_version", lambda: "aaaa")
+    before = runs.run_key(run, prepared, "alpine", (10, 50))
+    assert before == runs.run_key(run, prepared, "alpine", (10, 50))
+    monkeypatch.setattr(runs, "code_version", lambda: "bbbb")
+    assert runs.run_key(run, prepared, "alpine", (10, 50)) != before
