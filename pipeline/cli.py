@@ -84,6 +84,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--auc-floor", type=float, default=None)
         p.add_argument("--max-auc-drop", type=float, default=None)
         p.add_argument(
+            "--min-gain-over-count",
+            type=float,
+            default=None,
+            help="least AUC gain over the user + video click-rate count of the same run (0.001)",
+        )
+        p.add_argument(
             "--model",
             type=_key_value,
             action="append",
@@ -127,6 +133,7 @@ def config_from_args(args) -> PipelineConfig:
         "ranking_protocol": args.ranking_protocol,
         "auc_floor": args.auc_floor,
         "max_auc_drop": args.max_auc_drop,
+        "min_gain_over_count": args.min_gain_over_count,
     }
     return PipelineConfig(
         data_root=args.data,

@@ -11,6 +11,8 @@ from tf_ccl4rec.config import PRESET_MAX_HISTORY
 from tf_ccl4rec.mlmd import METADATA_FILE
 from tf_ccl4rec.training_settings import TrainerSettings
 
+COUNT_MODEL_TYPE = "user_item_rate"  # the model a candidate must beat to be pushed
+
 # The example schema lives at the top of the repository (schemas/), beside this package.
 DEFAULT_SCHEMA = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas", "schema.pbtxt"
@@ -52,7 +54,9 @@ class PipelineConfig:
         distribution: Trainer settings (`tf_ccl4rec.training_settings.TrainerSettings`).
       top_k / ranking_protocol: cut-offs K of the per-user P/R/F1@K metrics and the protocol
         (tf_ccl4rec/metrics/ranking.py); 50 is the paper's K.
-      auc_floor: the Evaluator blesses only models with AUC >= this.
+      auc_floor: the Evaluator blesses only models with AUC >= this,
+      min_gain_over_count: ... at least this much above the user + video click-rate count
+        (`user_item_rate`) trained in the same run on the same examples,
       max_auc_drop: ... and no more than this below the last blessed model.
       runner / beam_args: Beam runner for the data-heavy components ("direct" runs here).
       direct_mode / direct_workers: DirectRunner in_memory | multi_processing, and its workers.
@@ -82,6 +86,7 @@ class PipelineConfig:
     top_k: tuple = (10, 50)
     ranking_protocol: str = "alpine"
     auc_floor: float = 0.55
+    min_gain_over_count: float = 0.001
     max_auc_drop: float = 0.02
     runner: str = "direct"
     beam_args: list = dataclasses.field(default_factory=list)
@@ -136,6 +141,11 @@ class PipelineConfig:
 
     def trainer_custom_config(self) -> dict:
         return self.trainer_settings().to_custom_config()
+
+    def count_trainer_custom_config(self) -> dict:
+        """The blessing's baseline: the user + video click-rate count on the same examples."""
+        settings = dataclasses.replace(self.trainer_settings(), model_type=COUNT_MODEL_TYPE)
+        return settings.to_custom_config()
 
     def beam_pipeline_args(self) -> list:
         """Beam flags for the chosen runner; extra `beam_args` are appended verbatim.

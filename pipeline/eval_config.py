@@ -11,8 +11,48 @@ PREDICTION_KEY = "scores"  # output of the serving_default signature
 WITHIN_VIDEO_BUCKET = "_within_video_bucket"  # suffix of the within-bucket ranking metrics
 
 
+def auc_threshold(auc_floor: float, min_change: float) -> tfma.MetricThreshold:
+    """AUC >= `auc_floor`, and candidate AUC - baseline AUC >= `min_change` (when a baseline
+    exists: TFMA skips change thresholds on a first run)."""
+    return tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": auc_floor}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": min_change}
+        ),
+    )
+
+
+def _model_specs():
+    return [
+        tfma.ModelSpec(
+            signature_name="serving_default", label_key=F.LABEL, prediction_key=PREDICTION_KEY
+        )
+    ]
+
+
+def _gated_auc(threshold: tfma.MetricThreshold) -> tfma.MetricConfig:
+    # Blessing judges the overall slice; small buckets are reported, not gated.
+    return tfma.MetricConfig(
+        class_name="AUC",
+        per_slice_thresholds=[
+            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)
+        ],
+    )
+
+
+def make_gate_config(auc_floor: float, min_change: float) -> tfma.EvalConfig:
+    """Only the gated AUC, overall: the cheap second comparison (vs the last blessed model)."""
+    return tfma.EvalConfig(
+        model_specs=_model_specs(),
+        metrics_specs=[
+            tfma.MetricsSpec(metrics=[_gated_auc(auc_threshold(auc_floor, min_change))])
+        ],
+        slicing_specs=[tfma.SlicingSpec()],
+    )
+
+
 def make_eval_config(
-    top_k=(10, 50), protocol: str = "alpine", auc_floor: float = 0.55, max_auc_drop: float = 0.02
+    top_k=(10, 50), protocol: str = "alpine", auc_floor: float = 0.55, min_auc_change: float = 0.0
 ) -> tfma.EvalConfig:
     """AUC (blessing metric), calibration, counts and per-user P/R/F1@K, over every slice.
 
@@ -20,17 +60,13 @@ def make_eval_config(
       top_k: the K (one int or several) of the per-user ranking metrics.
       protocol: "alpine" or "thacil" (tf_ccl4rec/metrics/ranking.py).
       auc_floor: absolute AUC the candidate must reach.
-      max_auc_drop: how far below the last blessed model's AUC the candidate may be.
+      min_auc_change: least candidate AUC - baseline AUC (the baseline is the user + video count
+        trained in the same run).
 
     Returns:
       tfma.EvalConfig for the TFX Evaluator (the baseline spec is added by the Evaluator).
     """
-    auc_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": auc_floor}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -max_auc_drop}
-        ),
-    )
+    threshold = auc_threshold(auc_floor, min_auc_change)
     ks = [top_k] if isinstance(top_k, int) else list(top_k)
 
     def ranking(suffix):
@@ -51,24 +87,12 @@ def make_eval_config(
         ]
 
     return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(
-                signature_name="serving_default", label_key=F.LABEL, prediction_key=PREDICTION_KEY
-            )
-        ],
+        model_specs=_model_specs(),
         metrics_specs=[
             tfma.MetricsSpec(
                 metrics=[
                     tfma.MetricConfig(class_name="ExampleCount"),
-                    # Blessing judges the overall slice; small buckets are reported, not gated.
-                    tfma.MetricConfig(
-                        class_name="AUC",
-                        per_slice_thresholds=[
-                            tfma.PerSliceMetricThreshold(
-                                slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold
-                            )
-                        ],
-                    ),
+                    _gated_auc(threshold),
                     tfma.MetricConfig(class_name="Calibration"),
                     tfma.MetricConfig(class_name="MeanLabel"),
                     tfma.MetricConfig(class_name="MeanPrediction"),

@@ -3,11 +3,14 @@
 CCL4RecExampleGen ─► StatisticsGen ─► ExampleValidator ─► AnomalyGate
         │                 ImportSchemaGen(schemas/schema.pbtxt) ┘   │ (stops the run on anomalies)
         ├──────────────────────────────► Transform ◄───────────────┘
-        │                                  ▼
-        │                               Trainer ─► Evaluator ◄─ Resolver(latest blessed model)
-        └──────────────────────────────────────────►  │
-                                                      ▼
-                                                    Pusher ─► <serving_base>/ccl4rec/<version>/
+        │                          ┌───────┴────────┐
+        │                       Trainer        count_trainer (user + video click rate)
+        │                          ├──► Evaluator ◄─┘  (full TFMA report; candidate vs the count)
+        ├──────────────────────────┼──► evaluator_vs_last_blessed ◄─ Resolver(latest blessed)
+        │                          ▼                 ▼
+        │                       BlessingGate (blessed = beats the count AND holds up)
+        └─────────────────────────────────────────►  ▼
+                                                   Pusher ─► <serving_base>/ccl4rec/<version>/
 """
 
 import os
@@ -15,12 +18,15 @@ import os
 from tfx import v1 as tfx
 
 from pipeline.components.anomaly_gate import AnomalyGate
+from pipeline.components.blessing_gate import BlessingGate
 from pipeline.components.example_gen import CCL4RecExampleGen
 from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig
-from pipeline.eval_config import make_eval_config
+from pipeline.eval_config import make_eval_config, make_gate_config
 
 PREPROCESSING_FN = "tf_ccl4rec.preprocessing.preprocessing_fn"
 RUN_FN = "tf_ccl4rec.trainer.run_fn"
+TRAINER_ID = "Trainer"
+GATE_ID = "blessing_gate"
 
 
 def create_components(config: PipelineConfig) -> list:
@@ -56,22 +62,49 @@ def create_components(config: PipelineConfig) -> list:
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=config.trainer_custom_config(),
     )
+    # The count to beat, trained on the same examples (one counting pass).
+    count_trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=config.count_trainer_custom_config(),
+    ).with_id("count_trainer")
+    # Only this pipeline's candidates and the gate's blessings: the count models and the
+    # Evaluators' partial verdicts never count as "the last blessed model".
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        model=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.Model, producer_component_id=TRAINER_ID
+        ),
+        model_blessing=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.ModelBlessing, producer_component_id=GATE_ID
+        ),
     ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        baseline_model=count_trainer.outputs["model"],
         eval_config=make_eval_config(
-            config.top_k, config.ranking_protocol, config.auc_floor, config.max_auc_drop
+            config.top_k, config.ranking_protocol, config.auc_floor, config.min_gain_over_count
         ),
     )
+    evaluator_vs_last = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=make_gate_config(config.auc_floor, -config.max_auc_drop),
+    ).with_id("evaluator_vs_last_blessed")
+    gate = BlessingGate(
+        model=trainer.outputs["model"],
+        vs_count=evaluator.outputs["blessing"],
+        vs_last_blessed=evaluator_vs_last.outputs["blessing"],
+    ).with_id(GATE_ID)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+        model_blessing=gate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=os.path.join(config.serving_base, SERVING_MODEL_NAME)
@@ -86,8 +119,11 @@ def create_components(config: PipelineConfig) -> list:
         anomaly_gate,
         transform,
         trainer,
+        count_trainer,
         model_resolver,
         evaluator,
+        evaluator_vs_last,
+        gate,
         pusher,
     ]
 
