@@ -16,6 +16,7 @@ from tfx.orchestration.portable import launcher as tfx_launcher
 
 from pipeline import pipeline as ccl4rec_pipeline
 from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig
+from pipeline.pipeline import EVALUATOR_ID, GATE_ID
 from tf_ccl4rec import mlmd
 
 
@@ -87,9 +88,17 @@ class RunSummary:
     timings: dict
     log_file: str
     models_config: str | None = None
+    count_metrics: dict = dataclasses.field(default_factory=dict)
+    beats_count: bool | None = None
 
     def lines(self) -> list:
         out = [f"blessed: {self.blessed}", f"pushed: {self.pushed_path or 'no (not blessed)'}"]
+        if "auc" in self.metrics and "auc" in self.count_metrics:
+            gain = self.metrics["auc"] - self.count_metrics["auc"]
+            out.append(
+                f"AUC {self.metrics['auc']:.4f} vs the user + video count {self.count_metrics['auc']:.4f}"
+                f" ({gain:+.4f}): {'beats' if self.beats_count else 'does NOT beat'} the count"
+            )
         if self.models_config:
             out.append(f"TF Serving config: {self.models_config}")
         out.append(f"evaluation: {self.evaluation_uri}")
@@ -101,11 +110,20 @@ class RunSummary:
         return out
 
 
-def overall_metrics(evaluation_uri: str) -> dict:
-    """Overall-slice metrics of a TFMA evaluation (via TFMA's loader), as name -> float."""
+def overall_metrics(evaluation_uri: str, baseline: bool = False) -> dict:
+    """Overall-slice metrics of a TFMA evaluation (via TFMA's loader), as name -> float.
+
+    Args:
+      evaluation_uri: The Evaluator's output.
+      baseline: The baseline model's metrics instead of the candidate's ({} when none).
+    """
     import tensorflow_model_analysis as tfma
 
-    result = tfma.load_eval_result(evaluation_uri)
+    config = tfma.load_eval_config(evaluation_uri)
+    names = {spec.is_baseline: spec.name for spec in config.model_specs}
+    if baseline and True not in names:
+        return {}
+    result = tfma.load_eval_result(evaluation_uri, model_name=names.get(baseline) or None)
     for slice_key, metrics in result.slicing_metrics:
         if slice_key == ():
             values = metrics.get("", {}).get("", {})
@@ -120,8 +138,8 @@ def overall_metrics(evaluation_uri: str) -> dict:
 def summarize(config: PipelineConfig, timings=None, log_file="") -> RunSummary:
     """Reads the newest Evaluator/Pusher outputs of this pipeline from MLMD."""
     store = mlmd.open_store(config.pipeline_root)
-    blessing = mlmd.latest_artifact(store, "ModelBlessing")
-    evaluation = mlmd.latest_artifact(store, "ModelEvaluation")
+    blessing = mlmd.latest_output(store, "ModelBlessing", GATE_ID)
+    evaluation = mlmd.latest_output(store, "ModelEvaluation", EVALUATOR_ID)
     pushed = mlmd.latest_artifact(store, "PushedModel")
     is_pushed = bool(mlmd.custom_property(pushed, "pushed"))
     evaluation_uri = (
@@ -133,6 +151,10 @@ def summarize(config: PipelineConfig, timings=None, log_file="") -> RunSummary:
         pushed_path=mlmd.custom_property(pushed, "pushed_destination") if is_pushed else None,
         evaluation_uri=evaluation_uri,
         metrics=overall_metrics(evaluation_uri) if evaluation_uri else {},
+        count_metrics=overall_metrics(evaluation_uri, baseline=True) if evaluation_uri else {},
+        beats_count=None
+        if blessing is None
+        else bool(mlmd.custom_property(blessing, "beats_count")),
         timings=timings or {},
         log_file=log_file,
     )

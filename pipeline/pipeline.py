@@ -26,6 +26,7 @@ from pipeline.eval_config import make_eval_config, make_gate_config
 PREPROCESSING_FN = "tf_ccl4rec.preprocessing.preprocessing_fn"
 RUN_FN = "tf_ccl4rec.trainer.run_fn"
 TRAINER_ID = "Trainer"
+EVALUATOR_ID = "Evaluator"  # the full evaluation: candidate vs the count (the report reads it)
 GATE_ID = "blessing_gate"
 
 

@@ -23,6 +23,29 @@ def latest_artifact(store, type_name: str):
     return max(artifacts, key=lambda a: a.id) if artifacts else None
 
 
+def latest_output(store, type_name: str, node_id: str):
+    """The newest artifact of `type_name` that a pipeline node (component id) output, or None.
+
+    A pipeline with two Evaluators has two kinds of ModelEvaluation; the node's MLMD context
+    ("<pipeline>.<node id>", TFX's naming) tells them apart. Cached executions count: they record
+    the reused outputs.
+    """
+    from ml_metadata.proto import metadata_store_pb2
+
+    contexts = [c for c in store.get_contexts_by_type("node") if c.name.endswith("." + node_id)]
+    executions = [e.id for c in contexts for e in store.get_executions_by_context(c.id)]
+    if not executions:
+        return None
+    ids = {
+        e.artifact_id
+        for e in store.get_events_by_execution_ids(executions)
+        if e.type == metadata_store_pb2.Event.OUTPUT
+    }
+    wanted = store.get_artifact_type(type_name).id
+    artifacts = [a for a in store.get_artifacts_by_id(list(ids)) if a.type_id == wanted]
+    return max(artifacts, key=lambda a: a.id) if artifacts else None
+
+
 def custom_property(artifact, key: str):
     """A string or int custom property of an MLMD artifact, or None."""
     if artifact is None or key not in artifact.custom_properties:

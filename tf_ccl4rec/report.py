@@ -29,6 +29,7 @@ BASE_METRICS = (
     "mean_prediction",
     "binary_crossentropy",
 )
+EVALUATOR_ID = "Evaluator"  # the pipeline's full evaluation (pipeline/pipeline.py)
 RANKING_METRICS = ("precision_at_{k}", "recall_at_{k}", "f1_at_{k}", "ranked_users_at_{k}")
 # Keras/TensorBoard scalars that are not loss terms but still worth a curve.
 EXTRA_CURVES = ("auc",)
@@ -48,7 +49,8 @@ def locate(pipeline_root: str) -> dict:
     from ml_metadata.proto import metadata_store_pb2
 
     store = mlmd.open_store(pipeline_root)
-    evaluation = mlmd.latest_artifact(store, "ModelEvaluation")
+    # The full evaluation (candidate vs the count); the other Evaluator only gates on AUC.
+    evaluation = mlmd.latest_output(store, "ModelEvaluation", EVALUATOR_ID)
     if evaluation is None:
         store_path = os.path.abspath(os.path.join(pipeline_root, mlmd.METADATA_FILE))
         raise FileNotFoundError(f"no Evaluator output recorded in the MLMD store {store_path}")
@@ -580,7 +582,7 @@ def build_report(pipeline_root: str, out_path: str) -> str:
         _table(header, table_rows),
     ]
 
-    sections.append("<h2>Comparison with the baseline model</h2>")
+    sections.append("<h2>Comparison with the user + video count</h2>")
     if evaluation["baseline"] and base_metrics:
         rows = []
         for key in keys:
@@ -595,8 +597,10 @@ def build_report(pipeline_root: str, out_path: str) -> str:
                 rows.append([_slice_name(key), name, cand, base, diff])
         sections.append(
             f'<p class="note">Candidate model "{html.escape(evaluation["candidate"])}" vs baseline '
-            f'"{html.escape(evaluation["baseline"])}" (the last blessed model); diff = candidate '
-            "- baseline as computed by TFMA.</p>"
+            f'"{html.escape(evaluation["baseline"])}" (the user + video click-rate count trained '
+            "in the same run on the same examples; a model is pushed only when it beats it and "
+            "is no worse than the last blessed model); diff = candidate - baseline as computed "
+            "by TFMA.</p>"
         )
         sections.append(_table(["slice", "metric", "candidate", "baseline", "diff"], rows))
     else:

@@ -35,10 +35,12 @@ def _config(data_dir, root, **overrides):
         pipeline_root=root,
         max_history=20,
         train_steps=60,
-        eval_steps=5,
-        epochs=1,
+        max_epochs=2,
         model=TINY_MODEL,
         auc_floor=0.0,
+        # Plumbing tests: blessing must not depend on 60 steps beating the count on 40 users;
+        # test_a_model_that_does_not_beat_the_count_is_not_pushed checks the real threshold.
+        min_gain_over_count=-1.0,
     )
     values.update(overrides)
     return PipelineConfig(**values)
@@ -118,6 +120,22 @@ def test_rerun_uses_cache_and_auc_floor_blocks_the_push(first_run):
     assert summary.timings["Trainer"][1]
     assert summary.blessed is False and not summary.pushed
     assert len(_versions(config)) == len(before) + 1  # only the blessed rerun pushed
+
+
+def test_a_model_that_does_not_beat_the_count_is_not_pushed(first_run):
+    config, _, _ = first_run
+    before = _versions(config)
+    # A crippled candidate: one step at a vanishing learning rate scores like its initialisation.
+    crippled = _config(
+        config.data_root, config.pipeline_root, train_steps=1, max_epochs=1,
+        model=dict(TINY_MODEL, learning_rate=1e-9), min_gain_over_count=0.001,
+    )  # fmt: skip
+    summary = local_runner.run(crippled, echo=lambda *a, **k: None)
+    assert summary.blessed is False and not summary.pushed
+    assert summary.count_metrics["auc"] > summary.metrics["auc"]
+    assert summary.beats_count is False
+    assert any("count" in line for line in summary.lines())
+    assert _versions(config) == before
 
 
 def test_schema_anomaly_stops_before_training(data_dir, tmp_path):
