@@ -3,7 +3,7 @@
 import json
 import os
 
-from data_helpers import read_split
+from data_helpers import read_split, write_log
 
 from tf_ccl4rec import cli
 from tf_ccl4rec import features as F
@@ -57,3 +57,45 @@ def test_import_csv_and_errors(tmp_path, capsys):
     assert "train_data.csv" in capsys.readouterr().err
     assert cli.main(["data", "examples", "--data-root", str(tmp_path / "none"), "--out", out]) == 1
     assert "interactions.csv" in capsys.readouterr().err
+
+
+def _shards(out, split):
+    return sorted(os.listdir(os.path.join(out, f"Split-{split}")))
+
+
+def test_examples_output_is_refused_when_not_empty_and_replaced_whole_with_overwrite(
+    tmp_path, capsys
+):
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "ex")
+    write_log(raw, [["u", f"v{i}", i, i % 2] for i in range(10)])
+    assert cli.main(["data", "examples", "--data-root", raw, "--out", out]) == 0
+    stale = os.path.join(out, "Split-train", "data_tfrecord-00003-of-00009.gz")
+    open(stale, "wb").close()  # a shard of an earlier run with another shard count
+    capsys.readouterr()
+    assert cli.main(["data", "examples", "--data-root", raw, "--out", out]) == 1
+    assert "not empty; pass --overwrite" in capsys.readouterr().err
+    assert os.path.exists(stale)
+    assert cli.main(["data", "examples", "--data-root", raw, "--out", out, "--overwrite"]) == 0
+    assert not os.path.exists(stale)
+    assert len(read_split(out, "train")) == 8 and len(read_split(out, "eval")) == 2
+    assert sorted(os.listdir(tmp_path)) == ["ex", "raw"]
+
+
+def test_examples_into_its_own_raw_log_is_refused(tmp_path, capsys):
+    raw = write_log(str(tmp_path / "raw"), [["u", "v", 1, 1]])
+    for out in (raw, os.path.join(raw, "examples"), str(tmp_path)):
+        assert cli.main(["data", "examples", "--data-root", raw, "--out", out, "--overwrite"]) == 1
+        assert "the input" in capsys.readouterr().err
+    assert sorted(os.listdir(raw)) == [F.RAW_INTERACTIONS_FILE]
+
+
+def test_examples_strict_and_empty_data_are_clear_errors(tmp_path, capsys):
+    raw = write_log(str(tmp_path / "raw"), [["u", "v", 1, 1], ["u", "w", 2**63, 0]])
+    out = str(tmp_path / "ex")
+    assert cli.main(["data", "examples", "--data-root", raw, "--out", out, "--strict"]) == 1
+    err = capsys.readouterr().err
+    assert "timestamp_out_of_range) at " in err and "interactions.csv line 3" in err
+    empty = write_log(str(tmp_path / "empty"), [])
+    assert cli.main(["data", "examples", "--data-root", empty, "--out", out]) == 1
+    assert "0 input rows; it has no data rows" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["empty", "raw"]
