@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=0)
 
     i = sub.add_parser("import", help="convert a real dataset to the raw-log layout")
-    i.add_argument("--format", required=True, choices=("microvideo", "kuaishou", "csv"))
+    i.add_argument("--format", required=True, choices=("microvideo", "kuaishou", "csv", "recbole"))
     i.add_argument("--src", required=True, help="source directory (or file for csv)")
     i.add_argument("--out", required=True, help="raw-log directory to write")
     i.add_argument("--features", help="kuaishou/csv: per-photo .npy folder or a .npy matrix")
@@ -46,7 +46,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RAW=SOURCE",
         help="csv: map a raw-layout column to a source column, e.g. video_id=item_id",
     )
-    i.add_argument("--strict", action="store_true", help="bad feature vectors are fatal")
+    i.add_argument(
+        "--label",
+        default=None,
+        help="recbole: click rule COLUMN OP NUMBER (OP: >=, >, <=, <, ==) or a 0/1 label "
+        "column name (default: rating>=4)",
+    )
+    i.add_argument(
+        "--strict",
+        action="store_true",
+        help="the first bad row or feature vector is fatal (file and line named)",
+    )
+    i.add_argument(
+        "--overwrite", action="store_true", help="replace an existing non-empty --out whole"
+    )
 
     e = sub.add_parser("examples", help="run the Beam example builder (DirectRunner)")
     e.add_argument("--data-root", required=True, help="raw-log directory")
@@ -88,13 +101,24 @@ def _synth(args) -> int:
 def _import(args) -> int:
     from tf_ccl4rec.data import importers
 
-    kwargs: dict = {}
+    only = {
+        "--features": ("features", ("kuaishou", "csv")),
+        "--feature-ids": ("feature_ids", ("kuaishou", "csv")),
+        "--feature-dim": ("feature_dim", ("kuaishou",)),
+        "--column": ("column", ("csv",)),
+        "--label": ("label", ("recbole",)),
+    }
+    for flag, (attr, formats) in only.items():
+        if getattr(args, attr) and args.format not in formats:
+            print(f"{flag} applies to --format {'/'.join(formats)} only", file=sys.stderr)
+            return 2
+    kwargs: dict = {"strict": args.strict, "overwrite": args.overwrite}
     if args.format in ("kuaishou", "csv"):
         kwargs.update(features=args.features, feature_ids=args.feature_ids)
-    if args.format == "kuaishou":
-        kwargs["strict"] = args.strict
-        if args.feature_dim is not None:
-            kwargs["feature_dim"] = args.feature_dim
+    if args.format == "kuaishou" and args.feature_dim is not None:
+        kwargs["feature_dim"] = args.feature_dim
+    if args.format == "recbole" and args.label is not None:
+        kwargs["label"] = args.label
     if args.format == "csv" and args.column:
         pairs = [c.split("=", 1) for c in args.column]
         if any(len(p) != 2 for p in pairs):

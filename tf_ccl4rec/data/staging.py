@@ -17,6 +17,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import uuid
 
 
 class OutputError(ValueError):
@@ -94,7 +95,9 @@ def staged_directory(out: str, inputs=(), overwrite: bool = False):
     target = os.path.abspath(out)
     parent, name = os.path.split(target)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
+    # os.mkdir, not mkdtemp: the output gets the usual (umask) permissions, not 0700.
+    staging = os.path.join(parent, f".{name}.partial-{uuid.uuid4().hex[:12]}")
+    os.mkdir(staging)
     try:
         yield staging
         # Checked again: another process may have written the target meanwhile.
