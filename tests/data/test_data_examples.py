@@ -345,3 +345,16 @@ def test_layout_errors_are_clear(tmp_path):
     root = write_log(tmp_path / "h", [["u", "v", 1]], ["user_id", "video_id", "timestamp"])
     with pytest.raises(ValueError, match="lacks required column"):
         examples.BuildExamples(root)
+    root = str(tmp_path)
+    with open(os.path.join(root, F.RAW_INTERACTIONS_FILE), "wb") as f:
+        f.write(b"user_id,video_id,timestamp,\xffclick\nu,v,1,1\n")
+    with pytest.raises(ValueError, match="header line is not UTF-8"):
+        examples.BuildExamples(root)
+
+
+def test_feature_ids_that_are_not_utf8_name_the_line(tmp_path, build):
+    root = write_log(tmp_path / "f", [["u", "a", 1, 1]], None, (["a", "b"], np.ones((2, 2))))
+    with open(os.path.join(root, F.RAW_VIDEO_FEATURE_IDS_FILE), "wb") as f:
+        f.write(b"a\nb\xff\n")
+    with pytest.raises(Exception, match="video_feature_ids.txt line 2 is not UTF-8"):
+        build(root)

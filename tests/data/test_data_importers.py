@@ -9,7 +9,7 @@ import pytest
 from data_helpers import write_log
 
 from tf_ccl4rec import features as F
-from tf_ccl4rec.data import importers, load_video_features, raw_log, staging
+from tf_ccl4rec.data import importers, load_video_features, quality, raw_log, staging
 
 
 def _read_log(out):
@@ -95,14 +95,15 @@ def test_kuaishou_per_photo_folder(tmp_path, build):
         np.save(src / "final_visual_train" / f"{pid}.npy", rng.normal(size=(1, 2048)))
     np.save(src / "final_visual_train" / "12.npy", np.full((1, 2048), np.nan))  # NaN
     np.save(src / "final_visual_train" / "13.npy", rng.normal(size=(1, 1024)))  # wrong width
+    (src / "final_visual_train" / "14.npy").write_bytes(b"\x93NUMPY truncated")  # unreadable
     out = str(tmp_path / "out")
     summary = importers.import_kuaishou(str(src), out, progress=None)
     assert summary["rows"] == 6 and summary["feature_rows"] == 3
     report = json.loads(open(os.path.join(out, importers.IMPORT_REPORT_FILE)).read())
     assert report["video_features"] == {
-        "input_rows": 4,
+        "input_rows": 5,
         "kept_rows": 3,
-        "bad_rows": {raw_log.WRONG_FEATURE_WIDTH: 1},
+        "bad_rows": {raw_log.WRONG_FEATURE_WIDTH: 1, importers.UNREADABLE_FEATURE_FILE: 1},
         "reconciles": True,
     }
     log = _read_log(out)
@@ -375,16 +376,21 @@ def test_reimport_needs_overwrite_and_drops_the_old_feature_table(tmp_path):
 
 def test_unreadable_rows_are_counted_or_fatal_with_file_and_line(tmp_path):
     src = tmp_path / "log.csv"
-    src.write_bytes(b"user_id,video_id,timestamp,click\nu,v1,1,1\nu,v\xff,2,0\nu,v3,3,1\n")
+    huge = b"u,v" + b"x" * 200_000 + b",4,1\n"  # over the csv module's field limit
+    src.write_bytes(
+        b"user_id,video_id,timestamp,click\nu,v1,1,1\nu,v\xff,2,0\nu,v3,3,1\n"
+        + huge
+        + b"u,v5,5,0\n"
+    )
     out = str(tmp_path / "out")
     summary = importers.import_csv(str(src), out, progress=None)
     assert summary["interactions"] == {
-        "input_rows": 3,
-        "kept_rows": 2,
-        "bad_rows": {raw_log.NOT_UTF8: 1},
+        "input_rows": 5,
+        "kept_rows": 3,
+        "bad_rows": {raw_log.FIELD_TOO_LONG: 1, raw_log.NOT_UTF8: 1},
         "reconciles": True,
     }
-    assert list(_read_log(out)[F.RAW_VIDEO_ID]) == ["v1", "v3"]
+    assert list(_read_log(out)[F.RAW_VIDEO_ID]) == ["v1", "v3", "v5"]
     with pytest.raises(raw_log.BadRowError, match=r"not_utf8\) at .*log.csv line 3"):
         importers.import_csv(str(src), str(tmp_path / "strict"), strict=True, progress=None)
     assert sorted(os.listdir(tmp_path)) == ["log.csv", "out"]  # nothing partial
@@ -407,3 +413,18 @@ def test_kuaishou_and_microvideo_count_unreadable_rows(tmp_path, microvideo_src)
     }
     with pytest.raises(raw_log.BadRowError, match=r"train_interaction.txt line 6"):
         importers.import_kuaishou(str(src), str(tmp_path / "k2"), strict=True, progress=None)
+
+
+def test_an_import_that_keeps_nothing_stops_and_writes_nothing(tmp_path):
+    src = _recbole_src(tmp_path, ["1\t10\tbad\t1", "1\t11\t\t2"])
+    with pytest.raises(
+        quality.EmptyDataError,
+        match="import_recbole: nothing imported from .*: 2 input rows; none was kept; bad rows: "
+        "missing_label=1, non_numeric_label=1",
+    ):
+        importers.run_import("recbole", src, str(tmp_path / "out"), progress=None)
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("user_id,video_id,timestamp,click\n")
+    with pytest.raises(quality.EmptyDataError, match="0 input rows; it has no data rows"):
+        importers.import_csv(str(header_only), str(tmp_path / "out"), progress=None)
+    assert not os.path.exists(tmp_path / "out")

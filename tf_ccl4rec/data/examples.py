@@ -276,7 +276,12 @@ class _ReadFeatureTableFn(beam.DoFn):
 
     def process(self, _):
         with FileSystems.open(self._ids_path) as f:
-            ids = [s.strip() for s in f.read().decode("utf-8").splitlines()]
+            data = f.read()
+        try:
+            ids = [s.strip() for s in data.decode("utf-8").splitlines()]
+        except UnicodeDecodeError as err:  # row-aligned with the matrix: cannot skip a line
+            line = data[: err.start].count(b"\n") + 1
+            raise ValueError(f"{self._ids_path} line {line} is not UTF-8") from None
         with FileSystems.open(self._npy_path) as f:
             version = np.lib.format.read_magic(f)
             if version == (1, 0):

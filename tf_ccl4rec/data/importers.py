@@ -44,6 +44,7 @@ KUAISHOU_COLUMNS = (
 )
 MICROVIDEO_COLUMNS = ("user_id", "item_id", "cate_id", "is_click", "timestamp")
 _PROGRESS_EVERY = 1_000_000
+UNREADABLE_FEATURE_FILE = "unreadable_feature_file"  # kuaishou: a per-photo .npy np.load rejects
 
 
 class _LogWriter:
@@ -150,6 +151,16 @@ def _csv_records(path: str, ledger: _Ledger):
     return header, records()
 
 
+def _raise_empty(name: str, src: str, ledger: dict) -> None:
+    from tf_ccl4rec.data import quality
+
+    bad = ", ".join(f"{k}={v}" for k, v in ledger["bad_rows"].items()) or "none"
+    why = "it has no data rows" if not ledger["input_rows"] else f"none was kept; bad rows: {bad}"
+    raise quality.EmptyDataError(
+        f"{name}: nothing imported from {src}: {ledger['input_rows']} input rows; {why}"
+    )
+
+
 def _staged(importer):
     """Runs ``importer(src, out, ...)`` into a staged ``out`` (see `staging`).
 
@@ -165,7 +176,10 @@ def _staged(importer):
         inputs = [given.get(name) for name in ("src", "features", "feature_ids")]
         with staging.staged_directory(given["out"], inputs, overwrite) as build_dir:
             given["out"] = build_dir
-            return importer(*bound.args, **bound.kwargs)
+            summary = importer(*bound.args, **bound.kwargs)
+            if summary["rows"] == 0:  # raised inside: the empty output is discarded
+                _raise_empty(importer.__name__, given["src"], summary["interactions"])
+            return summary
 
     return wrapper
 
@@ -403,13 +417,19 @@ def _import_per_photo_features(folders, out, width, strict, say) -> dict:
     table = np.lib.format.open_memmap(
         os.path.join(out, F.RAW_VIDEO_FEATURES_FILE), "w+", np.float32, (max(len(files), 1), width)
     )
-    ids, bad = [], 0
+    ids, bad = [], collections.Counter()
     for i, path in enumerate(files):
-        vector = np.load(path, allow_pickle=False)
+        try:
+            vector = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:  # truncated, not .npy, pickled objects
+            if strict:
+                raise raw_log.BadRowError(UNREADABLE_FEATURE_FILE, f"{path}: {err}") from err
+            bad[UNREADABLE_FEATURE_FILE] += 1
+            continue
         if raw_log.feature_row_kind(vector, width) == raw_log.WRONG_FEATURE_WIDTH:
             if strict:
                 raise raw_log.BadRowError(raw_log.WRONG_FEATURE_WIDTH, f"{path} {vector.shape}")
-            bad += 1
+            bad[raw_log.WRONG_FEATURE_WIDTH] += 1
             continue
         table[len(ids)] = np.asarray(vector, dtype=np.float32).reshape(
             -1
@@ -426,8 +446,8 @@ def _import_per_photo_features(folders, out, width, strict, say) -> dict:
     return {
         "input_rows": len(files),
         "kept_rows": len(ids),
-        "bad_rows": {raw_log.WRONG_FEATURE_WIDTH: bad},
-        "reconciles": len(files) == len(ids) + bad,
+        "bad_rows": {raw_log.WRONG_FEATURE_WIDTH: bad[raw_log.WRONG_FEATURE_WIDTH], **bad},
+        "reconciles": len(files) == len(ids) + sum(bad.values()),
     }
 
 
