@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tf_ccl4rec import features as F
-from tf_ccl4rec.data import raw_log, staging
+from tf_ccl4rec.data import quality, raw_log, staging
 
 FORMATS = ("microvideo", "kuaishou", "csv", "recbole")
 IMPORT_REPORT_FILE = "import_report.json"
@@ -152,8 +152,6 @@ def _csv_records(path: str, ledger: _Ledger):
 
 
 def _raise_empty(name: str, src: str, ledger: dict) -> None:
-    from tf_ccl4rec.data import quality
-
     bad = ", ".join(f"{k}={v}" for k, v in ledger["bad_rows"].items()) or "none"
     why = "it has no data rows" if not ledger["input_rows"] else f"none was kept; bad rows: {bad}"
     raise quality.EmptyDataError(
