@@ -87,3 +87,13 @@ def test_a_failure_leaves_the_target_as_it_was_and_nothing_partial(tmp_path):
         with staging.staged_directory(str(tmp_path / "new")):
             raise RuntimeError("boom")
     assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_parents_created_for_a_failed_output_are_removed(tmp_path):
+    with pytest.raises(RuntimeError, match="boom"):
+        with staging.staged_directory(str(tmp_path / "a" / "b" / "out")):
+            raise RuntimeError("boom")
+    assert os.listdir(tmp_path) == []
+    with staging.staged_directory(str(tmp_path / "a" / "b" / "out")) as d:
+        open(os.path.join(d, "f"), "w").close()
+    assert _tree(tmp_path) == ["a/b/out/f"]

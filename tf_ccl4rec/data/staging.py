@@ -94,6 +94,7 @@ def staged_directory(out: str, inputs=(), overwrite: bool = False):
         _refuse_non_empty(out)
     target = os.path.abspath(out)
     parent, name = os.path.split(target)
+    first_created = _first_missing_ancestor(parent)
     os.makedirs(parent, exist_ok=True)
     # os.mkdir, not mkdtemp: the output gets the usual (umask) permissions, not 0700.
     staging = os.path.join(parent, f".{name}.partial-{uuid.uuid4().hex[:12]}")
@@ -113,6 +114,16 @@ def staged_directory(out: str, inputs=(), overwrite: bool = False):
     finally:
         if os.path.exists(staging):
             shutil.rmtree(staging)
+            if first_created is not None:  # failed: remove the parents this call created
+                shutil.rmtree(first_created, ignore_errors=True)
+
+
+def _first_missing_ancestor(path: str) -> str | None:
+    """The outermost directory of ``path`` that does not exist yet (None: all exist)."""
+    missing = None
+    while not os.path.exists(path):
+        missing, path = path, os.path.dirname(path)
+    return missing
 
 
 def _remote_directory(out: str, overwrite: bool):
