@@ -15,6 +15,7 @@ and modification time of the raw-log files, computed when the pipeline is built)
 log reruns the builder, an unchanged one is reused.
 """
 
+import json
 import os
 from typing import Any
 
@@ -94,6 +95,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         report_path = os.path.join(artifact.uri, quality.REPORT_FILE)
         report = io_utils.read_string_file(report_path)
         logging.info("CCL4RecExampleGen data quality (%s):\n%s", report_path, report)
+        quality.check_not_empty(json.loads(report), data_root)
 
 
 def _log_counters(result) -> None:

@@ -66,3 +66,9 @@ def test_fingerprint_parameter_tracks_the_raw_log(tmp_path):
     assert first and first == CCL4RecExampleGen(str(root)).exec_properties["input_fingerprint"]
     write_log(tmp_path / "raw", ROWS + [["u2", "e", 5, 0]])
     assert CCL4RecExampleGen(str(root)).exec_properties["input_fingerprint"] != first
+
+
+def test_executor_stops_on_data_with_nothing_kept(tmp_path):
+    root = write_log(tmp_path / "raw", ["u1,a,1", "u1,b,late,0"])
+    with pytest.raises(quality.EmptyDataError, match="2 input rows; none was kept; bad rows: "):
+        _run_executor(root, str(tmp_path / "out"))

@@ -1,5 +1,7 @@
 """The Beam example builder: hand-checked examples, leak-free histories, splits, bad rows."""
 
+import os
+
 import numpy as np
 import pytest
 from data_helpers import write_log
@@ -219,10 +221,23 @@ BAD_ROWS = [
     ["u1", "v1", 1, 1, "train"],  # duplicate
     ["u1", "v9", 8, 1, "train"],  # unknown video
     ["u2", "v4", 9, 1, "train"],  # video whose features are NaN -> unknown
+    ["u1", "v2", "1e30", 1, "train"],  # timestamp out of int64 range
+    ["u1", "v2", 2**63, 1, "train"],  # timestamp out of int64 range
+    ["u1", "v" * 2000, 9, 1, "train"],  # field too long (our limit)
+    ["u1", "v" * 5_000_000, 9, 1, "train"],  # field too long (the csv module's limit)
+]
+# Written as bytes after the rows above: each used to abort the whole build.
+RAW_BAD_LINES = [
+    b"u1,v\xff2,9,1,train",  # not UTF-8
+    b"u1,v\r2,9,1,train",  # a lone carriage return: the csv module cannot parse it
 ]
 EXPECTED_BAD = {
+    raw_log.NOT_UTF8: 1,
+    raw_log.FIELD_TOO_LONG: 2,
+    raw_log.MALFORMED_CSV: 1,
     raw_log.MISSING_FIELD: 3,
     raw_log.NON_NUMERIC_TIMESTAMP: 2,
+    raw_log.TIMESTAMP_OUT_OF_RANGE: 2,
     raw_log.BAD_CLICK: 2,
     raw_log.BAD_SPLIT: 1,
     raw_log.DUPLICATE_ROW: 2,
@@ -233,10 +248,12 @@ EXPECTED_BAD = {
 def test_every_bad_kind_is_counted_and_reconciles(tmp_path, build):
 
     root = write_log(tmp_path / "bad", BAD_ROWS, BAD_HEADER, (FEATURE_IDS, FEATURES))
+    with open(os.path.join(root, F.RAW_INTERACTIONS_FILE), "ab") as f:
+        f.write(b"\n".join(RAW_BAD_LINES) + b"\n")
     train, eval_, report = build(root)
     inter, feats = report["interactions"], report["video_features"]
     assert inter["bad_rows"] == EXPECTED_BAD
-    assert inter["input_rows"] == len(BAD_ROWS)
+    assert inter["input_rows"] == len(BAD_ROWS) + len(RAW_BAD_LINES)
     assert inter["kept_rows"] == 4 and inter["reconciles"]
     assert feats == {
         "input_rows": 6,
@@ -265,18 +282,60 @@ def test_wrong_feature_width_is_counted(tmp_path, build):
     root = write_log(
         tmp_path / "w", [["u", "v1", 1, 1], ["u", "v2", 2, 0]], None, (ids, np.ones((2, 3)))
     )
-    train, eval_, report = build(root, feature_dim=4, eval_fraction=0.0)
-    assert report["video_features"]["bad_rows"][raw_log.WRONG_FEATURE_WIDTH] == 2
-    assert report["interactions"]["bad_rows"][raw_log.UNKNOWN_VIDEO] == 2
-    assert report["interactions"]["reconciles"] and report["video_features"]["reconciles"]
-    assert train == [] and eval_ == []
+    root = write_log(
+        tmp_path / "w",
+        [["u", "v1", 1, 1], ["u", "v2", 2, 0], ["u", "v3", 3, 0]],
+        None,
+        (["v1", "v2", "v3"], np.ones((3, 3))),
+    )
+    _, _, report = build(root, feature_dim=3, eval_fraction=0.0)
+    assert report["video_features"]["bad_rows"][raw_log.WRONG_FEATURE_WIDTH] == 0
+    # Every row's video has the wrong width: nothing is left, and the error says why.
+    message = (
+        r"no training examples from .*: 3 input rows; none was kept; bad rows: "
+        r"unknown_video_id=3 \(the feature table has 3 rows, 0 usable; bad: wrong_feature_width=3"
+    )
+    with pytest.raises(quality.EmptyDataError, match=message):
+        build(root, feature_dim=4, eval_fraction=0.0)
 
 
-def test_strict_fails_on_the_first_bad_row(tmp_path, build):
+def test_empty_or_all_bad_logs_stop_with_the_reason(tmp_path, build):
+    header_only = write_log(tmp_path / "empty", [])
+    with pytest.raises(quality.EmptyDataError, match="0 input rows; it has no data rows"):
+        build(header_only)
+    all_bad = write_log(tmp_path / "bad", [["u", "v", "x", 1], ["u", "v", 1, 7]])
+    with pytest.raises(
+        quality.EmptyDataError,
+        match="2 input rows; none was kept; bad rows: click_not_0_1=1, non_numeric_timestamp=1",
+    ):
+        build(all_bad)
+    all_eval = write_log(
+        tmp_path / "eval", [["u", "v", 1, 1, "eval"]], [*F.RAW_REQUIRED_COLUMNS, "split"]
+    )
+    with pytest.raises(quality.EmptyDataError, match="1 were kept but every example is in split"):
+        build(all_eval)
+    assert sorted(os.listdir(tmp_path)) == ["bad", "empty", "eval"]  # no partial outputs
 
+
+def test_strict_fails_on_the_first_bad_row_naming_file_and_line(tmp_path, build):
     root = write_log(tmp_path / "s", [["u", "v1", 1, 1], ["u", "v2", "later", 0]])
-    with pytest.raises(Exception, match="strict: bad input row .non_numeric_timestamp"):
+    path = os.path.join(root, F.RAW_INTERACTIONS_FILE)
+    with pytest.raises(
+        raw_log.BadRowError,
+        match=f"strict: bad input row .non_numeric_timestamp. at {path} line 3: b'u,v2,later,0'",
+    ):
         build(root, strict=True)
+    root = write_log(tmp_path / "u", [["u", "v1", 1, 1], ["u", "v2", 2, 0]])
+    path = os.path.join(root, F.RAW_INTERACTIONS_FILE)
+    with open(path, "ab") as f:
+        f.write(b"u,v3,\xff,1\n")
+    with pytest.raises(raw_log.BadRowError, match=f"not_utf8. at {path} line 4"):
+        build(root, strict=True)
+    root = write_log(tmp_path / "r", [["u", "v1", 1, 1], ["u", "v", 2**63, 0]])
+    path = os.path.join(root, F.RAW_INTERACTIONS_FILE)
+    with pytest.raises(raw_log.BadRowError, match=f"timestamp_out_of_range. at {path} line 3"):
+        build(root, strict=True)
+    assert sorted(os.listdir(tmp_path)) == ["r", "s", "u"]  # no partial outputs or beam-temp
 
 
 def test_layout_errors_are_clear(tmp_path):
@@ -286,3 +345,16 @@ def test_layout_errors_are_clear(tmp_path):
     root = write_log(tmp_path / "h", [["u", "v", 1]], ["user_id", "video_id", "timestamp"])
     with pytest.raises(ValueError, match="lacks required column"):
         examples.BuildExamples(root)
+    root = str(tmp_path)
+    with open(os.path.join(root, F.RAW_INTERACTIONS_FILE), "wb") as f:
+        f.write(b"user_id,video_id,timestamp,\xffclick\nu,v,1,1\n")
+    with pytest.raises(ValueError, match="header line is not UTF-8"):
+        examples.BuildExamples(root)
+
+
+def test_feature_ids_that_are_not_utf8_name_the_line(tmp_path, build):
+    root = write_log(tmp_path / "f", [["u", "a", 1, 1]], None, (["a", "b"], np.ones((2, 2))))
+    with open(os.path.join(root, F.RAW_VIDEO_FEATURE_IDS_FILE), "wb") as f:
+        f.write(b"a\nb\xff\n")
+    with pytest.raises(Exception, match="video_feature_ids.txt line 2 is not UTF-8"):
+        build(root)

@@ -26,10 +26,21 @@ HEADER = ["user_id", "video_id", "timestamp", "click", "category", "split"]
         ("u,v,10,0.5,c,train", raw_log.BAD_CLICK),
         ("u,v,10,1,c,test", raw_log.BAD_SPLIT),
         ("u,v,10,1,c,", raw_log.BAD_SPLIT),
+        ("u,v,1e30,1,c,train", raw_log.TIMESTAMP_OUT_OF_RANGE),
+        (f"u,v,{2**63},1,c,train", raw_log.TIMESTAMP_OUT_OF_RANGE),
+        (f"u,v,{-(2**63)},1,c,train", Interaction("u", "v", -(2**63), 1, "c", "train")),
+        (f"u,{'v' * 1024},1,1,c,train", Interaction("u", "v" * 1024, 1, 1, "c", "train")),
+        (f"u,{'v' * 1025},1,1,c,train", raw_log.FIELD_TOO_LONG),
+        (f"u,{'v' * 5_000_000},1,1,c,train", raw_log.FIELD_TOO_LONG),
+        (f"u,v,1,1,{'c' * 2000}", raw_log.FIELD_TOO_LONG),  # before the field count
+        ("u,v\r,1,1,c,train", raw_log.MALFORMED_CSV),
+        (b"u,v\xff,1,1,c,train", raw_log.NOT_UTF8),
+        ("u,vé,1,1,c,train".encode(), Interaction("u", "vé", 1, 1, "c", "train")),
     ],
 )
 def test_parse_line(line, expected):
-    row, kind = raw_log.parse_line(line, HEADER)
+    parse = raw_log.parse_raw_line if isinstance(line, bytes) else raw_log.parse_line
+    row, kind = parse(line, HEADER)
     if isinstance(expected, str):
         assert (row, kind) == (None, expected)
     else:

@@ -82,6 +82,7 @@ def run_scale(users: int, workdir: str, max_history: int, progress=print) -> dic
         os.path.join(workdir, "examples"),
         examples.ExampleOptions(max_history=max_history),
         progress=lambda s: None,
+        overwrite=True,  # a kept --workdir is rebuilt whole on the next run
     )
     examples_s = time.perf_counter() - t0
     rows = report["interactions"]["input_rows"]

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=0)
 
     i = sub.add_parser("import", help="convert a real dataset to the raw-log layout")
-    i.add_argument("--format", required=True, choices=("microvideo", "kuaishou", "csv"))
+    i.add_argument("--format", required=True, choices=("microvideo", "kuaishou", "csv", "recbole"))
     i.add_argument("--src", required=True, help="source directory (or file for csv)")
     i.add_argument("--out", required=True, help="raw-log directory to write")
     i.add_argument("--features", help="kuaishou/csv: per-photo .npy folder or a .npy matrix")
@@ -46,7 +46,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RAW=SOURCE",
         help="csv: map a raw-layout column to a source column, e.g. video_id=item_id",
     )
-    i.add_argument("--strict", action="store_true", help="bad feature vectors are fatal")
+    i.add_argument(
+        "--label",
+        default=None,
+        help="recbole: click rule COLUMN OP NUMBER (OP: >=, >, <=, <, ==) or a 0/1 label "
+        "column name (default: rating>=4)",
+    )
+    i.add_argument(
+        "--strict",
+        action="store_true",
+        help="the first bad row or feature vector is fatal (file and line named)",
+    )
+    i.add_argument(
+        "--overwrite", action="store_true", help="replace an existing non-empty --out whole"
+    )
 
     e = sub.add_parser("examples", help="run the Beam example builder (DirectRunner)")
     e.add_argument("--data-root", required=True, help="raw-log directory")
@@ -55,7 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--static-history", action="store_true", help="THACIL static history")
     e.add_argument("--eval-fraction", type=float, default=0.2)
     e.add_argument("--feature-dim", type=int, default=None)
-    e.add_argument("--strict", action="store_true", help="bad rows are fatal")
+    e.add_argument(
+        "--strict", action="store_true", help="the first bad row is fatal (file and line named)"
+    )
+    e.add_argument(
+        "--overwrite", action="store_true", help="replace an existing non-empty --out whole"
+    )
     e.add_argument("beam_args", nargs=argparse.REMAINDER, help="-- then Beam pipeline flags")
 
 
@@ -83,13 +101,24 @@ def _synth(args) -> int:
 def _import(args) -> int:
     from tf_ccl4rec.data import importers
 
-    kwargs: dict = {}
+    only = {
+        "--features": ("features", ("kuaishou", "csv")),
+        "--feature-ids": ("feature_ids", ("kuaishou", "csv")),
+        "--feature-dim": ("feature_dim", ("kuaishou",)),
+        "--column": ("column", ("csv",)),
+        "--label": ("label", ("recbole",)),
+    }
+    for flag, (attr, formats) in only.items():
+        if getattr(args, attr) and args.format not in formats:
+            print(f"{flag} applies to --format {'/'.join(formats)} only", file=sys.stderr)
+            return 2
+    kwargs: dict = {"strict": args.strict, "overwrite": args.overwrite}
     if args.format in ("kuaishou", "csv"):
         kwargs.update(features=args.features, feature_ids=args.feature_ids)
-    if args.format == "kuaishou":
-        kwargs["strict"] = args.strict
-        if args.feature_dim is not None:
-            kwargs["feature_dim"] = args.feature_dim
+    if args.format == "kuaishou" and args.feature_dim is not None:
+        kwargs["feature_dim"] = args.feature_dim
+    if args.format == "recbole" and args.label is not None:
+        kwargs["label"] = args.label
     if args.format == "csv" and args.column:
         pairs = [c.split("=", 1) for c in args.column]
         if any(len(p) != 2 for p in pairs):
@@ -102,9 +131,16 @@ def _import(args) -> int:
 
 
 def run_examples(
-    data_root: str, out: str, options, beam_args: list[str] | None = None, progress=print
+    data_root: str,
+    out: str,
+    options,
+    beam_args: list[str] | None = None,
+    progress=print,
+    overwrite: bool = False,
 ) -> dict:
     """Runs `BuildExamples` + `WriteExamples` as a standalone Beam pipeline.
+
+    The output is built beside ``out`` and renamed into place when complete (`staging`).
 
     Args:
       data_root: raw-log directory.
@@ -112,32 +148,48 @@ def run_examples(
       options: `examples.ExampleOptions`.
       beam_args: Beam pipeline flags (default: DirectRunner).
       progress: callable(str) for progress lines.
+      overwrite: replace an existing non-empty ``out`` whole (otherwise it is refused).
 
     Returns:
       The data-quality report, with ``seconds``, ``rows_per_s`` and the Beam ``counters``
       added.
+
+    Raises:
+      staging.OutputError: ``out`` overlaps ``data_root`` or is non-empty without overwrite.
+      raw_log.BadRowError: a bad row under ``options.strict`` (file and line named).
+      quality.EmptyDataError: no training example was built (the message says why).
     """
     import apache_beam as beam
+    from apache_beam.io.filesystems import FileSystems
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from tf_ccl4rec.data import examples, quality
+    from tf_ccl4rec.data import examples, quality, raw_log, staging
 
     progress(f"examples: building from {data_root} -> {out}")
     t0 = time.perf_counter()
-    pipeline = beam.Pipeline(options=PipelineOptions(beam_args or []))
-    _ = pipeline | examples.BuildExamples(data_root, options) | examples.WriteExamples(out)
-    result = pipeline.run()
-    result.wait_until_finish()
-    secs = time.perf_counter() - t0
-    counters = {
-        r.key.metric.name: r.committed
-        for r in result.metrics()
-        .query(MetricsFilter().with_namespace(quality.METRICS_NAMESPACE))
-        .get("counters", [])
-    }
-    with open(f"{out}/{quality.REPORT_FILE}") as f:
-        report = json.load(f)
+    build = examples.BuildExamples(data_root, options)  # input errors first: they say more
+    with staging.staged_directory(out, [data_root], overwrite) as build_dir:
+        pipeline = beam.Pipeline(options=PipelineOptions(beam_args or []))
+        _ = pipeline | build | examples.WriteExamples(build_dir)
+        try:
+            result = pipeline.run()
+            result.wait_until_finish()
+        except Exception as err:  # runners wrap a DoFn's error in their own type
+            message = raw_log.strict_error_message(str(err))
+            if message is None:
+                raise
+            raise raw_log.BadRowError.from_message(message) from err
+        secs = time.perf_counter() - t0
+        counters = {
+            r.key.metric.name: r.committed
+            for r in result.metrics()
+            .query(MetricsFilter().with_namespace(quality.METRICS_NAMESPACE))
+            .get("counters", [])
+        }
+        with FileSystems.open(FileSystems.join(build_dir, quality.REPORT_FILE)) as f:
+            report = json.load(f)
+        quality.check_not_empty(report, data_root)
     rows = report[quality.INTERACTIONS]["input_rows"]
     report["seconds"] = round(secs, 2)
     report["rows_per_s"] = round(rows / secs)
@@ -156,7 +208,7 @@ def _examples(args) -> int:
         strict=args.strict,
         feature_dim=args.feature_dim,
     )
-    report = run_examples(args.data_root, args.out, options, beam_args)
+    report = run_examples(args.data_root, args.out, options, beam_args, overwrite=args.overwrite)
     print(quality.summary(report))
     print(f"{report['rows_per_s']} input rows/s ({report['seconds']} s)")
     return 0

@@ -215,18 +215,24 @@ def decode_example(serialized: bytes) -> dict:
 
 
 class _ParseFn(beam.DoFn):
-    def __init__(self, header: list[str], strict: bool):
+    """Parses the raw bytes of one line (decoding here, so a non-UTF-8 line is one bad row)."""
+
+    def __init__(self, path: str, header: list[str], strict: bool):
+        self._path = path
         self._header = header
         self._strict = strict
         self._input = _counter(_INTER, "input_rows")
 
-    def process(self, line: str):
+    def process(self, line: bytes):
         self._input.inc()
-        row, kind = raw_log.parse_line(line, self._header)
-        if kind is not None:
-            yield _bad(kind, self._strict, line)
-        else:
+        row, kind = raw_log.parse_raw_line(line, self._header)
+        if kind is None:
             yield tuple(row)  # plain tuples: deterministic coder for Count.PerElement / GBK
+        elif self._strict:
+            number = raw_log.find_line(self._path, line)
+            raise BadRowError(kind, line, f"{self._path} line {number}")
+        else:
+            yield _bad(kind, False, "")
 
 
 class _DedupFn(beam.DoFn):
@@ -276,7 +282,12 @@ class _ReadFeatureTableFn(beam.DoFn):
 
     def process(self, _):
         with FileSystems.open(self._ids_path) as f:
-            ids = [s.strip() for s in f.read().decode("utf-8").splitlines()]
+            data = f.read()
+        try:
+            ids = [s.strip() for s in data.decode("utf-8").splitlines()]
+        except UnicodeDecodeError as err:  # row-aligned with the matrix: cannot skip a line
+            line = data[: err.start].count(b"\n") + 1
+            raise ValueError(f"{self._ids_path} line {line} is not UTF-8") from None
         with FileSystems.open(self._npy_path) as f:
             version = np.lib.format.read_magic(f)
             if version == (1, 0):
@@ -371,11 +382,11 @@ class BuildExamples(beam.PTransform):
     def expand(self, pbegin):
         opts, paths = self._options, self._paths
         lines = pbegin | "ReadInteractions" >> beam.io.ReadFromText(
-            paths.interactions, skip_header_lines=1
+            paths.interactions, skip_header_lines=1, coder=beam.coders.BytesCoder()
         )
-        parsed = lines | "Parse" >> beam.ParDo(_ParseFn(self._header, opts.strict)).with_outputs(
-            _BAD, main="rows"
-        )
+        parsed = lines | "Parse" >> beam.ParDo(
+            _ParseFn(paths.interactions, self._header, opts.strict)
+        ).with_outputs(_BAD, main="rows")
         deduped = (
             parsed.rows
             | "CountCopies" >> beam.combiners.Count.PerElement()

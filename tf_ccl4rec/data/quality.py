@@ -77,14 +77,52 @@ def check_reconciles(report: dict) -> None:
             raise AssertionError(f"data-quality ledger {ledger!r} does not reconcile: {part}")
 
 
+class EmptyDataError(ValueError):
+    """The builder kept nothing to train on; the message says what came in and why."""
+
+
+def _bad_text(part: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in part["bad_rows"].items() if v) or "none"
+
+
+def check_not_empty(report: dict, data_root: str = "the raw log") -> None:
+    """Raises EmptyDataError when the build produced no training example.
+
+    Args:
+      report: the data-quality report.
+      data_root: named in the message.
+    """
+    inter = report[INTERACTIONS]
+    n_train = report["examples"].get(raw_log.TRAIN, 0)
+    if n_train:
+        return
+    if inter["input_rows"] == 0:
+        why = "it has no data rows (only a header?)"
+    elif inter["kept_rows"] == 0:
+        why = f"none was kept; bad rows: {_bad_text(inter)}"
+        feats = report[VIDEO_FEATURES]
+        if inter["bad_rows"].get(raw_log.UNKNOWN_VIDEO) and feats["input_rows"]:
+            why += (
+                f" (the feature table has {feats['input_rows']} rows, "
+                f"{feats['kept_rows']} usable; bad: {_bad_text(feats)})"
+            )
+    else:
+        why = (
+            f"{inter['kept_rows']} were kept but every example is in split "
+            f"{raw_log.EVAL!r} (examples: {report['examples']})"
+        )
+    raise EmptyDataError(
+        f"no training examples from {data_root}: {inter['input_rows']} input rows; {why}"
+    )
+
+
 def summary(report: dict) -> str:
     """One human-readable paragraph of the report (for CLI output)."""
     lines = []
     for ledger in LEDGER_KINDS:
         part = report[ledger]
-        bad = ", ".join(f"{k}={v}" for k, v in part["bad_rows"].items() if v) or "none"
         lines.append(
-            f"{ledger}: {part['input_rows']} in, {part['kept_rows']} kept; bad: {bad}"
+            f"{ledger}: {part['input_rows']} in, {part['kept_rows']} kept; bad: {_bad_text(part)}"
             + ("" if part["reconciles"] else "  (DOES NOT RECONCILE)")
         )
     lines.append("examples: " + ", ".join(f"{k}={v}" for k, v in report["examples"].items()))

@@ -27,15 +27,23 @@ SPLITS = (TRAIN, EVAL)
 
 # Bad-row kinds. Interaction rows: each bad row is counted under exactly one kind (the first
 # check it fails, in this order), so kept + sum(kinds) == input rows.
+NOT_UTF8 = "not_utf8"  # bytes that are not UTF-8: the row cannot be read as text
+FIELD_TOO_LONG = "field_too_long"  # a field longer than MAX_FIELD_CHARS
+MALFORMED_CSV = "malformed_csv"  # the csv module cannot parse the line (e.g. a NUL byte)
 MISSING_FIELD = "missing_field"  # wrong number of fields, or an empty required field
 NON_NUMERIC_TIMESTAMP = "non_numeric_timestamp"
+TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"  # outside int64, all tf.Example can store
 BAD_CLICK = "click_not_0_1"
 BAD_SPLIT = "split_not_train_eval"  # only when the optional split column is present
 DUPLICATE_ROW = "duplicate_row"  # identical parsed row seen before; the first copy is kept
 UNKNOWN_VIDEO = "unknown_video_id"  # not in the (valid rows of the) video-feature table
 INTERACTION_KINDS = (
+    NOT_UTF8,
+    FIELD_TOO_LONG,
+    MALFORMED_CSV,
     MISSING_FIELD,
     NON_NUMERIC_TIMESTAMP,
+    TIMESTAMP_OUT_OF_RANGE,
     BAD_CLICK,
     BAD_SPLIT,
     DUPLICATE_ROW,
@@ -46,6 +54,10 @@ NON_FINITE_FEATURE = "non_finite_feature"  # NaN or +-inf anywhere in the vector
 WRONG_FEATURE_WIDTH = "wrong_feature_width"
 DUPLICATE_FEATURE_ID = "duplicate_feature_id"  # a second row for an id; the first is kept
 FEATURE_KINDS = (NON_FINITE_FEATURE, WRONG_FEATURE_WIDTH, DUPLICATE_FEATURE_ID)
+
+# Ids and categories become vocabulary entries and serving inputs; longer than this is not an id.
+MAX_FIELD_CHARS = 1024
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class Interaction(NamedTuple):
@@ -59,12 +71,52 @@ class Interaction(NamedTuple):
     split: str = ""
 
 
-class BadRowError(ValueError):
-    """A bad row met under ``strict``: the message names the kind and the row."""
+_STRICT_PREFIX = "strict: bad input row"
 
-    def __init__(self, kind: str, row: str):
-        super().__init__(f"strict: bad input row ({kind}): {row[:200]!r}")
+
+class BadRowError(ValueError):
+    """A bad row met under ``strict``: the message names the kind, where it is, and the row."""
+
+    def __init__(self, kind: str, row: str | bytes, where: str | None = None):
+        at = f" at {where}" if where else ""
+        super().__init__(f"{_STRICT_PREFIX} ({kind}){at}: {row[:200]!r}")
         self.kind = kind
+
+    @classmethod
+    def from_message(cls, message: str) -> "BadRowError":
+        """Rebuilds the error from its message (as recovered by `strict_error_message`)."""
+        err = cls.__new__(cls)
+        ValueError.__init__(err, message)
+        err.kind = message[len(_STRICT_PREFIX) + 2 :].split(")", 1)[0]
+        return err
+
+
+def strict_error_message(text: str) -> str | None:
+    """The `BadRowError` message inside a runner's wrapped error text, or None.
+
+    Beam runners re-raise a DoFn's exception as their own type with the DoFn's message and
+    a ``[while running ...]`` suffix; this recovers the plain message for the CLI.
+    """
+    start = text.find(_STRICT_PREFIX)
+    if start < 0:
+        return None
+    end = text.find(" [while running", start)
+    return text[start : end if end >= 0 else len(text)].splitlines()[0]
+
+
+def find_line(path: str, data: bytes) -> int | None:
+    """1-based number of the first line of ``path`` equal to ``data`` (for strict errors only).
+
+    Beam reads a file in parallel bundles without line numbers, so a strict failure finds its
+    line by scanning the file once, on the error path.
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as f:
+        for number, line in enumerate(f, start=1):
+            if line.rstrip(b"\r\n") == data:
+                return number
+    return None
 
 
 class RawLogPaths(NamedTuple):
@@ -137,7 +189,11 @@ def read_header(interactions_path: str) -> list[str]:
     from apache_beam.io.filesystems import FileSystems
 
     with FileSystems.open(interactions_path) as f:
-        first = io.TextIOWrapper(f, encoding="utf-8").readline()
+        first_bytes = f.readline()  # bytes: a bad byte in a later row must not fail the header
+    try:
+        first = first_bytes.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{interactions_path}: header line is not UTF-8 ({err})") from None
     if not first.strip():
         raise ValueError(f"{interactions_path}: empty file (a header line is required)")
     header = [c.strip() for c in next(csv.reader([first]))]
@@ -165,6 +221,16 @@ def parse_timestamp(text: str) -> int | None:
     return int(value) if math.isfinite(value) else None
 
 
+def timestamp_kind(text: str) -> tuple[int | None, str | None]:
+    """``(timestamp, None)`` for a usable timestamp, else ``(None, bad kind)``."""
+    value = parse_timestamp(text)
+    if value is None:
+        return None, NON_NUMERIC_TIMESTAMP
+    if not INT64_MIN <= value <= INT64_MAX:
+        return None, TIMESTAMP_OUT_OF_RANGE
+    return value, None
+
+
 def parse_click(text: str) -> int | None:
     """0 or 1 from "0"/"1" (or "0.0"/"1.0"); None otherwise."""
     try:
@@ -172,6 +238,15 @@ def parse_click(text: str) -> int | None:
     except ValueError:
         return None
     return int(value) if value in (0.0, 1.0) else None
+
+
+def parse_raw_line(data: bytes, header: list[str]) -> tuple[Interaction | None, str | None]:
+    """`parse_line` on the bytes of one line; bytes that are not UTF-8 are a NOT_UTF8 row."""
+    try:
+        line = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, NOT_UTF8
+    return parse_line(line, header)
 
 
 def parse_line(line: str, header: list[str]) -> tuple[Interaction | None, str | None]:
@@ -183,20 +258,23 @@ def parse_line(line: str, header: list[str]) -> tuple[Interaction | None, str | 
 
     Returns:
       ``(interaction, None)`` for a good row, ``(None, kind)`` for a bad one, where kind is one
-      of MISSING_FIELD, NON_NUMERIC_TIMESTAMP, BAD_CLICK, BAD_SPLIT.
+      of the interaction kinds up to BAD_SPLIT (`INTERACTION_KINDS`).
     """
     try:
-        fields = next(csv.reader([line]))
-    except (csv.Error, StopIteration):
-        return None, MISSING_FIELD
+        fields = next(csv.reader([line]), [])
+    except csv.Error as err:
+        # The csv module's own size limit (128 KiB) is reported through its error text only.
+        return None, FIELD_TOO_LONG if "field limit" in str(err) else MALFORMED_CSV
+    if any(len(value) > MAX_FIELD_CHARS for value in fields):
+        return None, FIELD_TOO_LONG
     if len(fields) != len(header):
         return None, MISSING_FIELD
     row = {name: value.strip() for name, value in zip(header, fields, strict=True)}
     if any(not row[c] for c in F.RAW_REQUIRED_COLUMNS):
         return None, MISSING_FIELD
-    timestamp = parse_timestamp(row[F.RAW_TIMESTAMP])
-    if timestamp is None:
-        return None, NON_NUMERIC_TIMESTAMP
+    timestamp, kind = timestamp_kind(row[F.RAW_TIMESTAMP])
+    if kind is not None:
+        return None, kind
     click = parse_click(row[F.RAW_CLICK])
     if click is None:
         return None, BAD_CLICK

@@ -211,8 +211,12 @@ def prepare(data_dir: str, cache_dir: str, max_history: int = 50, progress=print
     t0 = time.perf_counter()
     os.makedirs(cache_dir, exist_ok=True)
     examples_dir = os.path.join(cache_dir, "examples")
-    data_cli.run_examples(
-        data_dir, examples_dir, ExampleOptions(max_history=max_history), progress=progress
+    data_cli.run_examples(  # overwrite: a stale cache entry is rebuilt whole
+        data_dir,
+        examples_dir,
+        ExampleOptions(max_history=max_history),
+        progress=progress,
+        overwrite=True,
     )
     t_examples = time.perf_counter() - t0
     spec = raw_feature_spec()
