@@ -118,8 +118,9 @@ def overall_metrics(evaluation_uri: str, baseline: bool = False) -> dict:
       baseline: The baseline model's metrics instead of the candidate's ({} when none).
     """
     import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.writers import eval_config_writer
 
-    config = tfma.load_eval_config(evaluation_uri)
+    config = eval_config_writer.load_eval_run(evaluation_uri)[0]
     names = {spec.is_baseline: spec.name for spec in config.model_specs}
     if baseline and True not in names:
         return {}

@@ -1,8 +1,22 @@
 """CCL4RecConfig: every hyper-parameter of the model, with the paper's defaults (§4.1).
 
 The config is a plain dataclass so it round-trips through JSON (`to_dict` / `from_dict`): the TFX
-Trainer receives it via `custom_config`. The frozen content-feature table is NOT part of the config;
-it is a numpy array passed to `CCL4RecModel(config, content_features=...)`.
+Trainer receives it inside `TrainerSettings`. The frozen content-feature table is NOT part of the
+config; it is a numpy array passed to `CCL4RecModel(config, content_features=...)`.
+
+NOTE: where this implementation departs from the paper (every departure is a field, off in the
+"paper" preset; README "Model settings" has each one's measured effect):
+- Choices the paper leaves open: Nz is clamped to the vocabulary (substitutes are drawn without
+  replacement, so Nz > catalogue would repeat items); the CTR MLP sizes (§4.1 gives none); the
+  content features' scale (`normalize_content_features` scales rows to unit norm).
+- `scaled_attention_scores`: Eq 1-2 scores divided by sqrt(d) (and sqrt(d)·n) before the softmaxes
+  of Eq 6-7, which otherwise saturate.
+- `contrastive_weight`: a weight on L_ccl, L_ccl⁺, L_ccl⁻ in Eq 16 (the paper's plain sum is 1.0).
+- `use_ce_neg=False`: L_ce⁻ asks for "no click" on targets the user clicked, against L_ce.
+- `item_bias` and `history_statistics` (`layers/wide.py`): a per-video bias and the user's click
+  statistics added to the Eq 13 logit; Eq 13 sees the history only through attention averages.
+- `video_representation="auto"`: content features when the data has a feature table (as §4.1),
+  trainable ids when it has none (the paper has no id-only setting).
 """
 
 from __future__ import annotations
@@ -15,10 +29,14 @@ from tf_ccl4rec.features import DEFAULT_MAX_HISTORY
 
 STRATEGIES = ("random", "harder", "easier", "easy2hard", "hard2easy")
 VIDEO_REPRESENTATIONS = ("id", "content", "both")
-# "auto" (a preset value): "both" when the raw log has a video-feature table, else "id"; the
+# "auto" (a preset value): "content" when the raw log has a video-feature table, else "id"; the
 # Trainer resolves it before building the model.
 AUTO_REPRESENTATION = "auto"
 DISTANCES = ("cosine", "euclidean")
+# How the click probability combines several sequences (non-click history, interest vectors):
+# the mean of one shared Eq 13 head's probabilities (our reading of §4.1), or one head per
+# sequence whose logits are summed (not in the paper; a head then knows which sequence it reads).
+SEQUENCE_COMBINATIONS = ("mean_probability", "sum_logits")
 LOSS_TERMS = ("ccl", "ccl_pos", "ccl_neg", "ce", "ce_pos", "ce_neg", "cui")
 # Terms that need augmented sequences (the others work on the original batch only).
 AUGMENTATION_TERMS = ("ccl", "ccl_pos", "ccl_neg", "ce_pos", "ce_neg")
@@ -55,9 +73,8 @@ class CCL4RecConfig:
       content_feature_dim: F, the width of the content table (required unless mode is "id").
       use_<term>: Switch each loss term of Eq 16 (Table 5 ablations).
       scaled_attention_scores: Not in the paper. Divide alpha_ij by sqrt(d) and alpha_t by
-        sqrt(d) * n_real before the softmaxes of Eq 6-7. Off (the paper's Eq 6-7) by default; on
-        our synthetic data the raw scores saturate both softmaxes and eval AUC stays near 0.59,
-        scaled it reaches 0.67 (README "Model settings").
+        sqrt(d) * n_real before the softmaxes of Eq 6-7, which the raw scores saturate. Off (the
+        paper's Eq 6-7) by default.
       contrastive_weight: Multiplies L_ccl, L_ccl⁺ and L_ccl⁻ in Eq 16. 1.0 is the paper's
         naive sum; not a paper hyper-parameter (the cosine-distance gradients scale with
         1/||u|| and can dwarf L_ce early in training, see tests/model/test_model.py).
@@ -69,6 +86,12 @@ class CCL4RecConfig:
       num_interest_vectors: K pre-computed user-interest vectors (§4.1), fed as
         `features.MODEL_INTEREST_VECTORS` float32 [B, K, interest_vector_dim]; 0 disables them.
       interest_vector_dim: Width of those vectors (defaults to embedding_dim).
+      combine_sequences: "mean_probability" (one shared Eq 13 head, probabilities averaged over
+        the sequences) or "sum_logits" (not in the paper: a head per sequence, logits summed).
+      item_bias: Not in the paper. A learned per-video bias added to the logit of Eq 13.
+      history_statistics: Not in the paper. The user's click / non-click counts before the
+        exposure (`layers/wide.py`) as a linear term of the logit; reads the non-click history.
+      normalize_content_features: Scale the content table's rows to unit L2 norm.
       seed: Seed for the initialisers (sampling uses TensorFlow's global seed).
     """
 
@@ -106,6 +129,7 @@ class CCL4RecConfig:
     use_nonclick_sequence: bool = False
     num_interest_vectors: int = 0
     interest_vector_dim: int | None = None
+    combine_sequences: str = "mean_probability"
     item_bias: bool = False
     history_statistics: bool = False
     normalize_content_features: bool = False
@@ -183,6 +207,10 @@ class CCL4RecConfig:
         )
         need(self.distance in DISTANCES, f"distance must be one of {DISTANCES}")
         need(self.num_interest_vectors >= 0, "num_interest_vectors must be >= 0")
+        need(
+            self.combine_sequences in SEQUENCE_COMBINATIONS,
+            f"combine_sequences must be one of {SEQUENCE_COMBINATIONS}",
+        )
         need(
             not (self.use_ccl_pos and self.num_positives == 1)
             and not (self.use_ccl_neg and self.num_negatives == 1),

@@ -119,11 +119,18 @@ class CCL4RecModel(tfrs.models.Model):
             units, reg, scaled_scores=config.scaled_attention_scores, name="click_encoder"
         )
         self.ctr = CTRHead(units, config.mlp_units, reg, name="ctr")
+        self._sum_logits = config.combine_sequences == "sum_logits"
+        self.sequence_heads = [self.ctr]  # one Eq 13 head per sequence of `_user_vectors`
         # §4.1: extra sequences get their own scorer/encoder weights and no augmentation.
         if config.use_nonclick_sequence:
             self.nonclick_scorer = BehaviorScorer(units, reg, name="nonclick_scorer")
             self.nonclick_encoder = SequenceEncoder(
                 units, reg, scaled_scores=config.scaled_attention_scores, name="nonclick_encoder"
+            )
+            self.sequence_heads.append(
+                CTRHead(units, config.mlp_units, reg, name="nonclick_ctr")
+                if self._sum_logits
+                else self.ctr
             )
         if config.num_interest_vectors:
             self.interest_projection = tf.keras.layers.Dense(
@@ -135,6 +142,11 @@ class CCL4RecModel(tfrs.models.Model):
             self.interest_scorer = BehaviorScorer(units, reg, name="interest_scorer")
             self.interest_encoder = SequenceEncoder(
                 units, reg, scaled_scores=config.scaled_attention_scores, name="interest_encoder"
+            )
+            self.sequence_heads.append(
+                CTRHead(units, config.mlp_units, reg, name="interest_ctr")
+                if self._sum_logits
+                else self.ctr
             )
         self.wide = None
         if config.item_bias or config.history_statistics:
@@ -174,8 +186,11 @@ class CCL4RecModel(tfrs.models.Model):
         users = self._user_vectors(features)
         target_ids = self._ids(features, F.MODEL_TARGET, rank=1)
         target = self.video(target_ids)
-        logits = tf.stack([self.ctr(u, target) for u in users["all"]], axis=-1)
-        logits += self._wide_logits(features, target_ids)[:, None]
+        logits = tf.stack(
+            [head(u, target) for head, u in zip(self.sequence_heads, users["all"], strict=True)],
+            axis=-1,
+        )
+        logits = self._combine(logits, self._wide_logits(features, target_ids))
         return tf.reduce_mean(tf.sigmoid(logits), axis=-1)
 
     def user_embedding(self, features) -> tf.Tensor:
@@ -207,11 +222,11 @@ class CCL4RecModel(tfrs.models.Model):
         items = self.video(candidate_indices)  # [B, C, d]
         num = tf.shape(candidate_indices)[1]
         wide = self._wide_logits(features, candidate_indices)
-        probs = []
-        for u in self._user_vectors(features)["all"]:
-            tiled = tf.tile(u[:, None, :], [1, num, 1])
-            probs.append(tf.sigmoid(self.ctr(tiled, items) + wide))
-        return tf.reduce_mean(tf.stack(probs, axis=-1), axis=-1)
+        logits = []
+        for head, u in zip(self.sequence_heads, self._user_vectors(features)["all"], strict=True):
+            logits.append(head(tf.tile(u[:, None, :], [1, num, 1]), items))
+        logits = self._combine(tf.stack(logits, axis=-1), wide)  # [B, C, S or 1]
+        return tf.reduce_mean(tf.sigmoid(logits), axis=-1)
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         """Eq 16: the sum of the enabled terms (augmented terms only when training).
@@ -233,8 +248,11 @@ class CCL4RecModel(tfrs.models.Model):
         target_ids = self._ids(inputs, F.MODEL_TARGET, rank=1)
         target = self.video(target_ids)
         wide = self._wide_logits(inputs, target_ids)  # [B]
-        extra_logits = [self.ctr(x, target) for x in users["all"][1:]]
-        logits = tf.stack([self.ctr(u, target)] + extra_logits, axis=-1) + wide[:, None]  # [B, S]
+        extra_logits = [
+            head(x, target)
+            for head, x in zip(self.sequence_heads[1:], users["all"][1:], strict=True)
+        ]
+        logits = self._combine(tf.stack([self.ctr(u, target)] + extra_logits, axis=-1), wide)
         probs = tf.reduce_mean(tf.sigmoid(logits), axis=-1)
         terms = {}
         if cfg.use_ce:
@@ -291,6 +309,13 @@ class CCL4RecModel(tfrs.models.Model):
             raise ValueError(f"feature {name!r} must be [B, N], got shape {ids.shape}")
         return ids
 
+    def _combine(self, logits, wide):
+        """Per-sequence logits [..., S] and the wide logit [...] -> the logits whose sigmoids are
+        averaged: [..., S] (each plus the wide logit) or, summing, [..., 1]."""
+        if self._sum_logits:
+            return tf.reduce_sum(logits, axis=-1, keepdims=True) + wide[..., None]
+        return logits + wide[..., None]
+
     def _wide_logits(self, features, candidates):
         # The wide logit of `candidates` ([B] or [B, C]); 0 when the config has none.
         if self.wide is None:
@@ -342,7 +367,7 @@ class CCL4RecModel(tfrs.models.Model):
         tiled_target = tf.tile(target[:, None, :], [1, num, 1])
         logits = [self.ctr(u_samples, tiled_target)]
         logits += [tf.tile(x[:, None], [1, num]) for x in extra_logits]
-        return tf.stack(logits, axis=-1) + wide[:, None, None]
+        return self._combine(tf.stack(logits, axis=-1), wide[:, None])
 
     def _augmented_terms(self, u, seq, mask, alpha_t, target, extra_logits, wide, labels):
         cfg = self.config

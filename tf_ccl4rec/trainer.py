@@ -56,8 +56,8 @@ def choose_strategy(distribution: str = "auto") -> tf.distribute.Strategy:
 def model_config(settings: TrainerSettings, tft_output) -> CCL4RecConfig:
     """The preset, the user's overrides and the sizes that Transform and the data decided.
 
-    `video_representation="auto"` becomes "both" when the raw log has a video-feature table and
-    "id" otherwise; `content_feature_dim` is the table's width unless the user set it.
+    `video_representation="auto"` becomes "content" when the raw log has a video-feature table
+    and "id" otherwise; `content_feature_dim` is the table's width unless the user set it.
     """
     from tf_ccl4rec.config import AUTO_REPRESENTATION, PRESETS
     from tf_ccl4rec.data.raw_log import load_video_features
@@ -77,7 +77,7 @@ def model_config(settings: TrainerSettings, tft_output) -> CCL4RecConfig:
         else:
             values["content_feature_dim"] = int(loaded[1].shape[1])
     if values.get("video_representation") == AUTO_REPRESENTATION:
-        values["video_representation"] = "both"
+        values["video_representation"] = "content"
     return CCL4RecConfig.from_dict(
         {
             **values,
