@@ -8,16 +8,18 @@ import contextlib
 import dataclasses
 import logging
 import os
+import threading
 import time
-from unittest import mock
 
 from tfx import v1 as tfx
-from tfx.orchestration.portable import launcher as tfx_launcher
 
 from pipeline import pipeline as ccl4rec_pipeline
 from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig
 from pipeline.pipeline import EVALUATOR_ID, GATE_ID
 from tf_ccl4rec import mlmd
+
+# How often the progress thread looks at MLMD while the pipeline runs (seconds).
+POLL_INTERVAL = 0.5
 
 
 class _Progress:
@@ -28,54 +30,127 @@ class _Progress:
         self.echo = echo
         self.index = 0
         self.timings = {}
+        self._index = {}  # execution id -> its [i/total] number
+        self._finished = set()
 
-    def start(self, name):
-        self.index += 1
-        self.echo(f"[{self.index}/{self.total}] {name} ...", flush=True)
-        return time.time()
+    def observe(self, execution_id: int, name: str, state: str, seconds: float) -> None:
+        """Prints what is new about one execution: its start and, once, its end.
 
-    def finish(self, name, started, cached):
-        seconds = time.time() - started
-        self.timings[name] = (seconds, cached)
-        how = "cached" if cached else "done"
-        self.echo(f"[{self.index}/{self.total}] {name} {how} in {seconds:.1f} s", flush=True)
-
-    def failed(self, name, started):
-        self.echo(f"[{self.index}/{self.total}] {name} FAILED after {time.time() - started:.1f} s")
-
-    @contextlib.contextmanager
-    def watching_launcher(self):
-        """Wraps TFX's component Launcher for the duration of a run.
-
-        TFX has no progress callback, and its per-component INFO log lines cannot be relied on:
-        executors (Transform's Beam run) reconfigure logging mid-run. So the launcher itself is
-        wrapped; `_prepare_execution` says whether the execution was needed (else: cache hit).
+        Args:
+          execution_id: The MLMD execution id.
+          name: The component (node) id.
+          state: "running", "done", "cached" or "failed".
+          seconds: Wall time from the execution's registration to its last update.
         """
-        original_launch = tfx_launcher.Launcher.launch
-        original_prepare = tfx_launcher.Launcher._prepare_execution
-        progress = self
+        if execution_id not in self._index:
+            self.index += 1
+            self._index[execution_id] = self.index
+            self.echo(f"[{self.index}/{self.total}] {name} ...", flush=True)
+        if state == "running" or execution_id in self._finished:
+            return
+        self._finished.add(execution_id)
+        at = f"[{self._index[execution_id]}/{self.total}] {name}"
+        if state == "failed":
+            self.echo(f"{at} FAILED after {seconds:.1f} s", flush=True)
+            return
+        self.timings[name] = (seconds, state == "cached")
+        self.echo(f"{at} {state} in {seconds:.1f} s", flush=True)
 
-        def prepare(launcher):
-            result = original_prepare(launcher)
-            launcher._ccl4rec_cached = not result.is_execution_needed
-            return result
 
-        def launch(launcher):
-            name = launcher._pipeline_node.node_info.id
-            started = progress.start(name)
-            try:
-                result = original_launch(launcher)
-            except BaseException:
-                progress.failed(name, started)
+class _ExecutionWatcher:
+    """Feeds `_Progress` from MLMD while LocalDagRunner runs (a context manager).
+
+    TFX has no progress callback, and its per-component INFO log lines cannot be relied on:
+    executors (Transform's Beam run) reconfigure logging mid-run. But every node TFX runs registers
+    an MLMD execution when it starts and sets its state when it ends (COMPLETE, CACHED for a cache
+    hit, FAILED), with creation and last-update times. A thread polls the store for executions
+    newer than the run; one last look on exit prints the end of the last component.
+    """
+
+    # MLMD execution state -> what `_Progress` prints; NEW, RUNNING (and UNKNOWN) = still running.
+    _STATES = {"COMPLETE": "done", "CACHED": "cached", "FAILED": "failed", "CANCELED": "failed"}
+
+    def __init__(self, connection_config, pipeline_name: str, progress: _Progress):
+        from ml_metadata.metadata_store import metadata_store
+
+        # Opening the store creates its schema now, before TFX connects to the same file.
+        self._store = metadata_store.MetadataStore(connection_config)
+        self._after = max((e.id for e in self._store.get_executions()), default=0)
+        self._prefix = f"{pipeline_name}."
+        self._progress = progress
+        self._names = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ccl4rec-progress", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._stop.set()
+        self._thread.join()
+        try:
+            self.poll()
+        except Exception:
+            if exc_type is None:
                 raise
-            progress.finish(name, started, getattr(launcher, "_ccl4rec_cached", False))
-            return result
+        return False
 
-        with (
-            mock.patch.object(tfx_launcher.Launcher, "launch", launch),
-            mock.patch.object(tfx_launcher.Launcher, "_prepare_execution", prepare),
-        ):
-            yield
+    def _loop(self):
+        while not self._stop.wait(POLL_INTERVAL):
+            try:
+                self.poll()
+            except Exception:  # e.g. the SQLite file is busy: look again next time
+                continue
+
+    def _node_id(self, execution_id: int) -> str:
+        """The node id from the execution's node context "<pipeline name>.<node id>", or None."""
+        for context in self._store.get_contexts_by_execution(execution_id):
+            if context.name.startswith(self._prefix):
+                return context.name[len(self._prefix) :]
+        return None
+
+    def poll(self) -> None:
+        from ml_metadata.proto import metadata_store_pb2
+
+        state_name = metadata_store_pb2.Execution.State.Name
+        executions = [e for e in self._store.get_executions() if e.id > self._after]
+        for execution in sorted(executions, key=lambda e: e.id):
+            if execution.id not in self._names:
+                name = self._node_id(execution.id)
+                if name is None:
+                    continue  # not associated with its node yet: next look
+                self._names[execution.id] = name
+            state = self._STATES.get(state_name(execution.last_known_state), "running")
+            seconds = execution.last_update_time_since_epoch - execution.create_time_since_epoch
+            self._progress.observe(execution.id, self._names[execution.id], state, seconds / 1000)
+
+
+@contextlib.contextmanager
+def _logs_to_file(log_file: str):
+    """TFX (absl), TensorFlow, Beam and Python warnings go to `log_file` instead of the console."""
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    loggers = [logging.getLogger(n) for n in ("absl", "tensorflow", "apache_beam", "py.warnings")]
+    saved = [(lg, lg.level, lg.propagate, list(lg.handlers)) for lg in loggers]
+    logging.captureWarnings(True)
+    for lg, _, _, handlers in saved:
+        for old in handlers:
+            lg.removeHandler(old)
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        for lg, level, propagate, handlers in saved:
+            lg.removeHandler(handler)
+            for old in handlers:
+                lg.addHandler(old)
+            lg.setLevel(level)
+            lg.propagate = propagate
+        handler.close()
 
 
 @dataclasses.dataclass
@@ -178,26 +253,9 @@ def run(config: PipelineConfig, echo=print) -> RunSummary:
     )
     pipeline = local_pipeline(config)
     progress = _Progress(total=len(pipeline.components), echo=echo)
-    file_handler = logging.FileHandler(log_file)
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    # TFX (absl), TensorFlow, Beam and Python warnings go to the log file; the console gets progress.
-    quiet = [logging.getLogger(n) for n in ("absl", "tensorflow", "apache_beam", "py.warnings")]
-    saved = [(lg, lg.level, lg.propagate, list(lg.handlers)) for lg in quiet]
-    logging.captureWarnings(True)
-    for lg in quiet:
-        lg.setLevel(logging.INFO)
-        lg.propagate = False
-        lg.handlers = [file_handler]
-    try:
-        with progress.watching_launcher():
-            tfx.orchestration.LocalDagRunner().run(pipeline)
-    finally:
-        logging.captureWarnings(False)
-        for lg, level, propagate, handlers in saved:
-            lg.setLevel(level)
-            lg.propagate = propagate
-            lg.handlers = handlers
-        file_handler.close()
+    watcher = _ExecutionWatcher(pipeline.metadata_connection_config, config.pipeline_name, progress)
+    with _logs_to_file(log_file), watcher:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
     summary = summarize(config, progress.timings, log_file)
     if summary.pushed:
         from serving.model_config import write_push_config

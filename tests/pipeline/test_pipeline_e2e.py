@@ -4,6 +4,7 @@ One full run (module fixture) and two cheap reruns that reuse its cache, so the 
 """
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -84,8 +85,30 @@ def test_push_layout_and_serving_default_answers(first_run, data_dir):
     scores = loaded.signatures["serving_default"](inputs=tf.constant(examples))["scores"].numpy()
     assert scores.shape == (2, 1)
     assert np.all((scores > 0) & (scores < 1))
-    # Progress output: one start and one end line per component.
+    # Progress output: one start and one end line per component, in order, with wall times.
     assert sum("Trainer" in line for line in lines) == 2
+    components = [
+        "CCL4RecExampleGen",
+        "StatisticsGen",
+        "ImportSchemaGen",
+        "ExampleValidator",
+        "AnomalyGate",
+        "Transform",
+        "Trainer",
+        "latest_blessed_model_resolver",
+        "Evaluator",
+        "Pusher",
+    ]
+    assert len(lines) == 2 * len(components), lines
+    numbers = []
+    for name in components:  # in the runner's (topological) order, numbered 1..10
+        (start,) = [re.fullmatch(rf"\[(\d+)/10\] {name} \.\.\.", x) for x in lines if name in x][:1]
+        assert start, lines
+        numbers.append(start.group(1))
+        end = rf"\[{start.group(1)}/10\] {name} done in \d+\.\d s"
+        assert any(re.fullmatch(end, x) for x in lines), (end, lines)
+    assert sorted(numbers, key=int) == [str(i) for i in range(1, 11)]
+    assert set(summary.timings) == set(components)
 
 
 def test_tfma_metrics_for_every_slice_and_a_validation_result(first_run):
