@@ -13,7 +13,8 @@ from tensorflow_serving.config import model_server_config_pb2
 from serving import client_cli, layout
 from serving import model_config as mc
 from serving import signatures as sig
-from serving.server import ModelManager, ModelServer
+from serving.server import ModelServer
+from serving.versions import ModelManager
 
 MODEL = toy_model.MODEL_NAME
 
