@@ -101,6 +101,7 @@ class ModelManager:
         self._status: dict[int, _VersionStatus] = {}
         self._status_lock = threading.Lock()
         self._seen: dict[int, tuple] = {}  # version -> fingerprint at the previous poll
+        self._ignored: set[str] = set()  # directory names already warned about
         self._failed: dict[int, tuple] = {}  # version -> fingerprint that failed to load
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -112,7 +113,16 @@ class ModelManager:
 
     def _settled_versions(self) -> list[int]:
         settled = []
-        for version in layout.list_versions(self.model_path):
+        versions, ignored = layout.scan(self.model_path)
+        for name in ignored:
+            if name not in self._ignored:  # once per name, not on every poll
+                self._ignored.add(name)
+                log.warning(
+                    "ignoring %s: not a version directory (a version is named by a non-negative "
+                    "integer without leading zeros, e.g. 3)",
+                    os.path.join(self.model_path, name),
+                )
+        for version in versions:
             if version in self._serving:
                 settled.append(version)
                 continue
