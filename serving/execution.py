@@ -13,6 +13,7 @@ ensure_legacy_keras()
 
 import grpc  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from google.protobuf.message import DecodeError  # noqa: E402
 from tensorflow_serving.apis import (  # noqa: E402
     classification_pb2,
     get_model_metadata_pb2,
@@ -22,6 +23,7 @@ from tensorflow_serving.apis import (  # noqa: E402
 from serving import signatures as sig  # noqa: E402
 from serving.errors import GRPC_CODES, ServingError  # noqa: E402
 from serving.errors import invalid as _invalid  # noqa: E402
+from serving.limits import RequestLimits  # noqa: E402
 from serving.versions import LoadedVersion  # noqa: E402
 
 
@@ -33,12 +35,78 @@ def _call(fn, kwargs) -> dict:
         raise ServingError(code, err.message) from err
 
 
-def run_predict(loaded: LoadedVersion, request, max_batch: int):
+def _limits(limits: RequestLimits | int) -> RequestLimits:
+    return RequestLimits(max_batch=limits) if isinstance(limits, int) else limits
+
+
+def _proto_shape(proto) -> list[int] | None:
+    if proto.tensor_shape.unknown_rank:
+        return None
+    return [d.size for d in proto.tensor_shape.dim]
+
+
+def _to_tensor(alias: str, proto, dtype) -> tf.Tensor:
+    """The TensorProto as an eager tensor, decoded in C++ (``tf.io.parse_tensor``).
+
+    Not ``tf.make_ndarray``: for string tensors that builds one Python bytes object per id (and
+    ``tf.constant`` copies them again), which for a large request left the server's memory
+    fragmented and its RSS growing from request to request.
+    """
+    try:
+        return tf.io.parse_tensor(proto.SerializeToString(), out_type=dtype)
+    except (tf.errors.OpError, ValueError) as err:  # malformed (e.g. content size != shape)
+        message = getattr(err, "message", str(err))
+        raise _invalid(f"input {alias!r} is not a valid TensorProto: {message}") from err
+
+
+def _serialized_examples(array) -> list:
+    """The ``tf.Example``s in a string tensor of ``serving_default``; those that do not parse are
+    left to the model (it answers them with its own error)."""
+    examples = []
+    for value in array.reshape(-1):
+        try:
+            examples.append(tf.train.Example.FromString(value))
+        except (DecodeError, TypeError):
+            continue
+    return examples
+
+
+def check_recommend_filled(result: dict, k: int) -> None:
+    """``recommend`` must answer exactly ``k`` real ids per user.
+
+    A model asked for more videos than a user has not clicked pads with ``""`` and score 0 (the
+    CCL4Rec export; it also caps ``k`` at its catalogue). That silent padding is refused instead:
+    INVALID_ARGUMENT naming the largest ``k`` that every user in the request can get.
+    """
+    if sig.VIDEO_IDS not in result:
+        return
+    ids = result[sig.VIDEO_IDS].numpy()
+    if ids.ndim != 2 or ids.shape[0] == 0:
+        return
+    filled = (ids != sig.PADDING.encode()).sum(axis=1)
+    if ids.shape[1] >= k and int(filled.min()) >= k:
+        return
+    user = int(filled.argmin())
+    raise _invalid(
+        f"k={k} is more than the {int(filled[user])} videos the model can recommend to user "
+        f"{user} of this request (its catalogue minus the videos the user clicked); "
+        f"ask for k <= {int(filled.min())}"
+    )
+
+
+def run_predict(loaded: LoadedVersion, request, limits: RequestLimits | int):
     """Runs a ``PredictRequest`` on one loaded version (TF Serving's Predict semantics).
 
+    Args:
+      loaded: the version that answers.
+      request: the ``PredictRequest``.
+      limits: the per-request limits (an int = ``max_batch`` only, the other limits default).
+
     Raises:
-      ServingError: with TF Serving's status code for every bad request.
+      ServingError: with TF Serving's status code for every bad request; INVALID_ARGUMENT for a
+        request over ``limits`` and for ``recommend`` with ``k`` above what it can fill.
     """
+    limits = _limits(limits)
     name = request.model_spec.signature_name or sig.SERVING_DEFAULT
     fn = loaded.functions.get(name)
     if fn is None:
@@ -60,20 +128,24 @@ def run_predict(loaded: LoadedVersion, request, max_batch: int):
         if proto.dtype != spec.dtype.as_datatype_enum:
             got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "an invalid dtype"
             raise _invalid(f"Expects arg[{alias}] to be {spec.dtype.name} but {got} is provided")
-        try:
-            array = tf.make_ndarray(proto)
-        except Exception as err:  # malformed TensorProto (e.g. content size != shape)
-            raise _invalid(f"input {alias!r} is not a valid TensorProto: {err}") from err
-        if not spec.shape.is_compatible_with(array.shape):
+        declared = _proto_shape(proto)
+        if declared is not None:  # limits first, from the header: no oversize array is built
+            limits.check_tensor(alias, declared)
+        tensor = _to_tensor(alias, proto, spec.dtype)
+        if not spec.shape.is_compatible_with(tensor.shape):
             raise _invalid(
-                f"input {alias!r} has shape {list(array.shape)}, the signature expects "
+                f"input {alias!r} has shape {tensor.shape.as_list()}, the signature expects "
                 f"{spec.shape.as_list() if spec.shape.rank is not None else 'any'}"
             )
-        if array.ndim >= 1 and array.shape[0] > max_batch:
-            raise _invalid(
-                f"Task size {array.shape[0]} is larger than maximum input batch size {max_batch}"
-            )
-        kwargs[alias] = tf.constant(array, dtype=spec.dtype)
+        limits.check_tensor(alias, tensor.shape.as_list())
+        if alias == sig.EXAMPLES and spec.dtype == tf.string:
+            limits.check_examples(_serialized_examples(tensor.numpy()))
+        kwargs[alias] = tensor
+    k = None
+    if name == sig.RECOMMEND and sig.K in kwargs and kwargs[sig.K].shape.rank == 0:
+        k = int(kwargs[sig.K].numpy())
+        users = kwargs[sig.CLICK_HISTORY].shape[0] if sig.CLICK_HISTORY in kwargs else 1
+        limits.check_candidates(f"recommend {users} users x k={k}", users * max(k, 0))
     outputs = fn.structured_outputs
     aliases = list(request.output_filter) or list(outputs)
     for alias in aliases:
@@ -85,6 +157,8 @@ def run_predict(loaded: LoadedVersion, request, max_batch: int):
     if len(set(aliases)) != len(aliases):
         raise _invalid(f"duplicate output tensor alias in {aliases}")
     result = _call(fn, kwargs)
+    if k is not None and k >= 1:
+        check_recommend_filled(result, k)
     response = predict_pb2.PredictResponse()
     sig.set_model_spec(response.model_spec, request.model_spec.name, name, loaded.version)
     for alias in aliases:
@@ -108,16 +182,17 @@ def _examples(request_input) -> list:
     return []
 
 
-def run_classify(loaded: LoadedVersion, request, max_batch: int):
+def run_classify(loaded: LoadedVersion, request, limits: RequestLimits | int):
     """Runs a ``ClassificationRequest`` (TF Serving's Classify semantics).
 
     The signature must take one string tensor (the serialized ``tf.Example``s) and output
     ``scores`` float ``[batch, num_classes]`` and/or ``classes`` string ``[batch, num_classes]``.
 
     Raises:
-      ServingError: INVALID_ARGUMENT for an unknown signature, a signature of the wrong form or
-        an empty / oversize input.
+      ServingError: INVALID_ARGUMENT for an unknown signature, a signature of the wrong form,
+        an empty input or one over ``limits`` (batch size, history length).
     """
+    limits = _limits(limits)
     name = request.model_spec.signature_name or sig.SERVING_DEFAULT
     fn = loaded.functions.get(name)
     if fn is None:
@@ -137,10 +212,8 @@ def run_classify(loaded: LoadedVersion, request, max_batch: int):
     examples = _examples(request.input)
     if not examples:
         raise _invalid("Input is empty.")
-    if len(examples) > max_batch:
-        raise _invalid(
-            f"Task size {len(examples)} is larger than maximum input batch size {max_batch}"
-        )
+    limits.check_batch(len(examples))
+    limits.check_examples(examples)
     serialized = tf.constant([e.SerializeToString() for e in examples])
     result = _call(fn, {alias: serialized})
     batch = len(examples)

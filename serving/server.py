@@ -37,9 +37,11 @@ from tensorflow_serving.apis import (  # noqa: E402
 )
 
 from serving import layout  # noqa: E402
+from serving import limits as limits_mod  # noqa: E402
 from serving import model_config as mc  # noqa: E402
 from serving.errors import ServingError  # noqa: E402
 from serving.execution import run_classify, run_metadata, run_predict  # noqa: E402
+from serving.limits import RequestLimits  # noqa: E402
 from serving.services import ModelService, PredictionService  # noqa: E402
 from serving.versions import LoadedVersion, ModelManager, load_version  # noqa: E402
 
@@ -49,6 +51,7 @@ __all__ = [
     "ModelServer",
     "ModelService",
     "PredictionService",
+    "RequestLimits",
     "ServingError",
     "add_arguments",
     "load_version",
@@ -82,7 +85,10 @@ class ModelServer:
       policy: version policy (``latest:1``, ``specific:3,4``, ``all``) or a ``VersionPolicy``.
       labels: ``{label: version}``.
       poll_seconds: seconds between version polls.
-      max_batch: largest batch a request may carry.
+      max_batch: users (batch rows / tf.Examples) one request may carry.
+      max_history: ids per user in each history of one request (longer is refused).
+      max_candidates: candidate ids per request (``predict``: B * C, ``recommend``: B * k).
+      max_message_bytes: the largest request message gRPC accepts.
       workers: request threads.
       model_config_file: a ``models.config`` ModelServerConfig; gives name, path, policy, labels.
     """
@@ -96,7 +102,10 @@ class ModelServer:
         policy: mc.VersionPolicy | str = "latest:1",
         labels: dict | None = None,
         poll_seconds: float = 2.0,
-        max_batch: int = 1024,
+        max_batch: int = limits_mod.DEFAULT_MAX_BATCH,
+        max_history: int = limits_mod.DEFAULT_MAX_HISTORY,
+        max_candidates: int = limits_mod.DEFAULT_MAX_CANDIDATES,
+        max_message_bytes: int = limits_mod.DEFAULT_MAX_MESSAGE_BYTES,
         workers: int = 8,
         model_config_file: str | None = None,
     ):
@@ -110,8 +119,11 @@ class ModelServer:
             raise ValueError("give model_base_path or model_config_file")
         if isinstance(policy, str):
             policy = mc.parse_version_policy(policy)
-        if max_batch < 1 or workers < 1 or poll_seconds <= 0:
-            raise ValueError("max_batch and workers must be >= 1 and poll_seconds > 0")
+        if workers < 1 or poll_seconds <= 0:
+            raise ValueError("workers must be >= 1 and poll_seconds > 0")
+        self.limits = limits_mod.RequestLimits(
+            max_batch, max_history, max_candidates, max_message_bytes
+        )
         self.manager = ModelManager(
             model_name, model_path, policy, dict(labels or {}), poll_seconds
         )
@@ -134,13 +146,13 @@ class ModelServer:
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="rpc"),
             options=[
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.max_receive_message_length", self.limits.max_message_bytes),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),  # a port already in use must fail, not be shared
             ],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionService(m, self.max_batch), self._server
+            PredictionService(m, self.limits), self._server
         )
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(m), self._server)
         bound = self._server.add_insecure_port(f"{self.host}:{self._port}")
@@ -186,7 +198,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--version-labels", default="", help="e.g. stable=3,canary=4")
     parser.add_argument("--poll-seconds", type=float, default=2.0)
-    parser.add_argument("--max-batch", type=int, default=1024)
+    limits = parser.add_argument_group(
+        "request limits", "a request over a limit is refused (docs/serving.md, Request limits)"
+    )
+    limits.add_argument(
+        "--max-batch",
+        type=int,
+        default=limits_mod.DEFAULT_MAX_BATCH,
+        help="users (batch rows or tf.Examples) per request (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-history",
+        type=int,
+        default=limits_mod.DEFAULT_MAX_HISTORY,
+        help="ids per user in click_history and in nonclick_history; longer histories are "
+        "refused, not truncated (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-candidates",
+        type=int,
+        default=limits_mod.DEFAULT_MAX_CANDIDATES,
+        help="candidate ids per request: predict's users x candidates, recommend's users x k "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=limits_mod.DEFAULT_MAX_MESSAGE_BYTES,
+        help="largest request message (grpc.max_receive_message_length; default %(default)s)",
+    )
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--grace-seconds", type=float, default=5.0)
 
@@ -209,6 +249,9 @@ def run(args: argparse.Namespace) -> int:
             labels=mc.parse_labels(args.version_labels),
             poll_seconds=args.poll_seconds,
             max_batch=args.max_batch,
+            max_history=args.max_history,
+            max_candidates=args.max_candidates,
+            max_message_bytes=args.max_message_bytes,
             workers=args.workers,
             model_config_file=args.model_config_file,
         )

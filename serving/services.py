@@ -22,6 +22,7 @@ from tensorflow_serving.apis import (  # noqa: E402
 
 from serving.errors import ServingError  # noqa: E402
 from serving.execution import run_classify, run_metadata, run_predict  # noqa: E402
+from serving.limits import RequestLimits  # noqa: E402
 from serving.versions import ModelManager  # noqa: E402
 
 log = logging.getLogger("ccl4rec.serve")
@@ -42,23 +43,20 @@ def _answer(context, method: str, compute):
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """TF Serving's PredictionService over a ``ModelManager``."""
 
-    def __init__(self, manager: ModelManager, max_batch: int):
+    def __init__(self, manager: ModelManager, limits: RequestLimits | int | None = None):
         self.manager = manager
-        self.max_batch = max_batch
+        if limits is None or isinstance(limits, int):
+            limits = RequestLimits() if limits is None else RequestLimits(max_batch=limits)
+        self.limits = limits
+
+    def _run(self, execute, request, context):
+        return execute(self.manager.resolve(request.model_spec), request, self.limits)
 
     def Predict(self, request, context):
-        return _answer(
-            context,
-            "Predict",
-            lambda: run_predict(self.manager.resolve(request.model_spec), request, self.max_batch),
-        )
+        return _answer(context, "Predict", lambda: self._run(run_predict, request, context))
 
     def Classify(self, request, context):
-        return _answer(
-            context,
-            "Classify",
-            lambda: run_classify(self.manager.resolve(request.model_spec), request, self.max_batch),
-        )
+        return _answer(context, "Classify", lambda: self._run(run_classify, request, context))
 
     def GetModelMetadata(self, request, context):
         return _answer(

@@ -33,7 +33,7 @@ def test_list_versions_ignores_temp_incomplete_and_non_integer_dirs(tmp_path):
 
 @pytest.mark.parametrize("name", ["\u00b2", "\u0661", "007", "99999999999999999999", "old"])
 def test_bad_version_names_are_ignored_not_errors(tmp_path, name):
-    """"²" and "١" pass str.isdigit but int("²") raises (it used to, on every poll); "007" would
+    """ "²" and "١" pass str.isdigit but int("²") raises (it used to, on every poll); "007" would
     be version 7 in a directory version_dir does not name; 2**64 is not an int64 version."""
     model_path = str(tmp_path / MODEL)
     for d in ("2", name):
