@@ -28,6 +28,7 @@ DEFAULT_MAX_BATCH = 1024
 DEFAULT_MAX_HISTORY = 1000
 DEFAULT_MAX_CANDIDATES = 100_000
 DEFAULT_MAX_MESSAGE_BYTES = 4 * MiB
+DEFAULT_MAX_INFLIGHT_BYTES = 4 * MiB
 
 HISTORY_ALIASES = (sig.CLICK_HISTORY, sig.NONCLICK_HISTORY)
 
@@ -45,12 +46,15 @@ class RequestLimits:
         ``B * k`` of ``recommend`` (``--max-candidates``).
       max_message_bytes: the largest request message gRPC accepts (``--max-message-bytes``,
         ``grpc.max_receive_message_length``).
+      max_inflight_bytes: request bytes executing at once; more wait their turn
+        (``--max-inflight-bytes``, ``serving.memory.ByteBudget``).
     """
 
     max_batch: int = DEFAULT_MAX_BATCH
     max_history: int = DEFAULT_MAX_HISTORY
     max_candidates: int = DEFAULT_MAX_CANDIDATES
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES
 
     def __post_init__(self):
         for name in (
@@ -58,6 +62,7 @@ class RequestLimits:
             "max_history",
             "max_candidates",
             "max_message_bytes",
+            "max_inflight_bytes",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

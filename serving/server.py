@@ -36,7 +36,7 @@ from tensorflow_serving.apis import (  # noqa: E402
     prediction_service_pb2_grpc,
 )
 
-from serving import layout  # noqa: E402
+from serving import layout, memory  # noqa: E402
 from serving import limits as limits_mod  # noqa: E402
 from serving import model_config as mc  # noqa: E402
 from serving.errors import ServingError  # noqa: E402
@@ -89,6 +89,7 @@ class ModelServer:
       max_history: ids per user in each history of one request (longer is refused).
       max_candidates: candidate ids per request (``predict``: B * C, ``recommend``: B * k).
       max_message_bytes: the largest request message gRPC accepts.
+      max_inflight_bytes: request bytes executing at once (more wait: ``serving.memory``).
       workers: request threads.
       model_config_file: a ``models.config`` ModelServerConfig; gives name, path, policy, labels.
     """
@@ -106,6 +107,7 @@ class ModelServer:
         max_history: int = limits_mod.DEFAULT_MAX_HISTORY,
         max_candidates: int = limits_mod.DEFAULT_MAX_CANDIDATES,
         max_message_bytes: int = limits_mod.DEFAULT_MAX_MESSAGE_BYTES,
+        max_inflight_bytes: int = limits_mod.DEFAULT_MAX_INFLIGHT_BYTES,
         workers: int = 8,
         model_config_file: str | None = None,
     ):
@@ -122,7 +124,7 @@ class ModelServer:
         if workers < 1 or poll_seconds <= 0:
             raise ValueError("workers must be >= 1 and poll_seconds > 0")
         self.limits = limits_mod.RequestLimits(
-            max_batch, max_history, max_candidates, max_message_bytes
+            max_batch, max_history, max_candidates, max_message_bytes, max_inflight_bytes
         )
         self.manager = ModelManager(
             model_name, model_path, policy, dict(labels or {}), poll_seconds
@@ -140,6 +142,7 @@ class ModelServer:
         log.info(
             "model %s at %s, policy %s, labels %s", m.model_name, m.model_path, m.policy, m.labels
         )
+        memory.fix_mmap_threshold()
         m.start()
         if not m.serving_versions:
             log.warning("no servable version of %s in %s yet; polling", m.model_name, m.model_path)
@@ -227,6 +230,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=limits_mod.DEFAULT_MAX_MESSAGE_BYTES,
         help="largest request message (grpc.max_receive_message_length; default %(default)s)",
     )
+    limits.add_argument(
+        "--max-inflight-bytes",
+        type=int,
+        default=limits_mod.DEFAULT_MAX_INFLIGHT_BYTES,
+        help="request bytes executing at once; more requests wait their turn, so concurrent "
+        "large requests do not stack up memory (default %(default)s)",
+    )
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--grace-seconds", type=float, default=5.0)
 
@@ -252,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
             max_history=args.max_history,
             max_candidates=args.max_candidates,
             max_message_bytes=args.max_message_bytes,
+            max_inflight_bytes=args.max_inflight_bytes,
             workers=args.workers,
             model_config_file=args.model_config_file,
         )

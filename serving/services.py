@@ -23,6 +23,7 @@ from tensorflow_serving.apis import (  # noqa: E402
 from serving.errors import ServingError  # noqa: E402
 from serving.execution import run_classify, run_metadata, run_predict  # noqa: E402
 from serving.limits import RequestLimits  # noqa: E402
+from serving.memory import ByteBudget  # noqa: E402
 from serving.versions import ModelManager  # noqa: E402
 
 log = logging.getLogger("ccl4rec.serve")
@@ -48,9 +49,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         if limits is None or isinstance(limits, int):
             limits = RequestLimits() if limits is None else RequestLimits(max_batch=limits)
         self.limits = limits
+        self.budget = ByteBudget(limits.max_inflight_bytes)
 
     def _run(self, execute, request, context):
-        return execute(self.manager.resolve(request.model_spec), request, self.limits)
+        loaded = self.manager.resolve(request.model_spec)
+        with self.budget.hold(request.ByteSize(), context.time_remaining()):
+            return execute(loaded, request, self.limits)
 
     def Predict(self, request, context):
         return _answer(context, "Predict", lambda: self._run(run_predict, request, context))

@@ -10,6 +10,7 @@ import pytest
 import toy_model
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from serving import errors
 from serving import signatures as sig
 from serving.client import ServingClient, ServingError
 from serving.limits import RequestLimits
@@ -131,3 +132,38 @@ def test_limits_are_validated_and_are_cli_flags():
     assert (args.max_batch, args.max_history, args.max_candidates) == (1024, 7, 100_000)
     assert args.max_message_bytes == 1000
     assert parser.parse_args([]).max_message_bytes == 4 * 1024 * 1024
+    assert parser.parse_args([]).max_inflight_bytes == 4 * 1024 * 1024
+
+
+def test_byte_budget_runs_large_requests_one_at_a_time_and_times_out():
+    import threading
+    import time
+
+    from serving.memory import ByteBudget
+
+    budget = ByteBudget(100)
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def request(size):
+        with budget.hold(size, timeout=30):
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            time.sleep(0.05)
+            with lock:
+                running[0] -= 1
+
+    threads = [threading.Thread(target=request, args=(80,)) for _ in range(4)]
+    threads += [threading.Thread(target=request, args=(500,))]  # over capacity: runs alone
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1 and budget.used == 0
+    with budget.hold(60):  # two small ones fit together
+        with budget.hold(40, timeout=1):
+            assert budget.used == 100
+        with pytest.raises(errors.ServingError) as err, budget.hold(50, timeout=0.1):
+            pass
+    assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert budget.used == 0
