@@ -29,9 +29,20 @@ def version_dir(model_path: str, version: int) -> str:
     return os.path.join(model_path, str(int(version)))
 
 
+MAX_VERSION = 2**63 - 1  # versions are int64 in TF Serving's protos
+
+
 def parse_version(name: str) -> int | None:
-    """The version a directory name stands for, or None (temp dirs, files, other names)."""
-    return int(name) if name.isdigit() else None
+    """The version a directory name stands for, or None (temp dirs, files, other names).
+
+    Only canonical ASCII decimal integers count: ``"7"``, not ``"007"`` (it would be version 7 in
+    a directory that ``version_dir`` does not name), ``"²"`` or ``"١"`` (Unicode digits that
+    ``str.isdigit`` accepts) or a number beyond int64.
+    """
+    if not (name.isascii() and name.isdigit()) or str(int(name)) != name:
+        return None
+    version = int(name)
+    return version if version <= MAX_VERSION else None
 
 
 def is_complete(path: str) -> bool:
@@ -48,16 +59,27 @@ def list_versions(model_path: str) -> list[int]:
     Returns:
       Sorted integer versions whose directory holds a ``saved_model.pb``.
     """
+    return scan(model_path)[0]
+
+
+def scan(model_path: str) -> tuple[list[int], list[str]]:
+    """``(list_versions(model_path), ignored)``: ``ignored`` are the directories that are neither
+    a version nor hidden / temporary (e.g. ``"²"``, ``"007"``, ``"old"``), sorted, for a warning.
+    """
     try:
         names = os.listdir(model_path)
     except FileNotFoundError:
-        return []
-    versions = []
+        return [], []
+    versions, ignored = [], []
     for name in names:
         version = parse_version(name)
-        if version is not None and is_complete(os.path.join(model_path, name)):
-            versions.append(version)
-    return sorted(versions)
+        path = os.path.join(model_path, name)
+        if version is not None:
+            if is_complete(path):
+                versions.append(version)
+        elif not name.startswith(".") and os.path.isdir(path):
+            ignored.append(name)
+    return sorted(versions), sorted(ignored)
 
 
 def fingerprint(path: str) -> tuple:

@@ -228,7 +228,18 @@ MALFORMED = {
         lambda: _predict_request(output_filter=["nope"]),
         "INVALID_ARGUMENT",
     ),
-    # k larger than the catalogue is valid (ids beyond it are ""); k < 1 is not.
+    # recommend answers exactly k real ids or INVALID_ARGUMENT: k < 1, and k above the videos
+    # the user has not clicked (TF Serving answers the latter OK with "" ids and score 0).
+    "k above the catalogue": (
+        "Predict",
+        lambda: _predict_request(sig.RECOMMEND, sig.recommend_inputs(CLICKS[:1], 10_000)),
+        "INVALID_ARGUMENT",
+    ),
+    "history over --max-history": (
+        "Predict",
+        lambda: _predict_request(inputs=sig.predict_inputs([["v1"] * 1001], CANDIDATES[:1])),
+        "INVALID_ARGUMENT",
+    ),
     "k below one": (
         "Predict",
         lambda: _predict_request(
@@ -265,8 +276,9 @@ MALFORMED = {
     ),
 }
 # Only with TF Serving's batching does it cap a batch, and batching needs every input to have a
-# batch dimension, which recommend's scalar `k` does not; TF Serving does implement Regress.
-OURS_ONLY = {"oversize batch", "regress"}
+# batch dimension, which recommend's scalar `k` does not; TF Serving does implement Regress. The
+# request limits and recommend's "exactly k ids" are our server's (docs/serving.md).
+OURS_ONLY = {"oversize batch", "regress", "k above the catalogue", "history over --max-history"}
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))

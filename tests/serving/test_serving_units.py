@@ -13,7 +13,8 @@ from tensorflow_serving.config import model_server_config_pb2
 from serving import client_cli, layout
 from serving import model_config as mc
 from serving import signatures as sig
-from serving.server import ModelManager, ModelServer
+from serving.server import ModelServer
+from serving.versions import ModelManager
 
 MODEL = toy_model.MODEL_NAME
 
@@ -28,6 +29,20 @@ def test_list_versions_ignores_temp_incomplete_and_non_integer_dirs(tmp_path):
     assert layout.list_versions(model_path) == [1, 7]
     assert layout.next_version(model_path) == 8
     assert layout.list_versions(str(tmp_path / "missing")) == []
+
+
+@pytest.mark.parametrize("name", ["\u00b2", "\u0661", "007", "99999999999999999999", "old"])
+def test_bad_version_names_are_ignored_not_errors(tmp_path, name):
+    """ "²" and "١" pass str.isdigit but int("²") raises (it used to, on every poll); "007" would
+    be version 7 in a directory version_dir does not name; 2**64 is not an int64 version."""
+    model_path = str(tmp_path / MODEL)
+    for d in ("2", name):
+        os.makedirs(os.path.join(model_path, d))
+        open(os.path.join(model_path, d, layout.SAVED_MODEL_FILE), "wb").close()
+    assert layout.parse_version(name) is None
+    assert layout.list_versions(model_path) == [2]
+    assert layout.scan(model_path) == ([2], [name])
+    assert layout.next_version(model_path) == 3
 
 
 def test_atomic_version_dir_publishes_on_success_and_cleans_up_on_error(tmp_path):
@@ -181,6 +196,26 @@ def test_manager_refuses_corrupt_version_and_retries_it_once_rewritten(tmp_path)
     manager.poll_once()
     manager.poll_once()
     assert manager.serving_versions == [2]
+
+
+def test_manager_skips_bad_directory_names_with_one_warning_and_loads_new_versions(
+    tmp_path, caplog
+):
+    base = str(tmp_path)
+    model_path = layout.model_dir(base, MODEL)
+    toy_model.write_version(base, 1, vocab_size=10)
+    os.makedirs(os.path.join(model_path, "\u00b2"))  # "²": str.isdigit() is True, int() fails
+    manager = ModelManager(MODEL, model_path, mc.parse_version_policy("latest:1"))
+    with caplog.at_level("WARNING", logger="ccl4rec.serve"):
+        manager.poll_once()
+        manager.poll_once()
+        assert manager.serving_versions == [1]
+        toy_model.write_version(base, 2, vocab_size=10)  # a new version is not blocked
+        manager.poll_once()
+        manager.poll_once()
+        assert manager.serving_versions == [2]
+    warnings = [r.getMessage() for r in caplog.records if "not a version directory" in r.message]
+    assert len(warnings) == 1 and "\u00b2" in warnings[0]  # one warning, not one per poll
 
 
 # --- client CLI against an in-process server --------------------------------------------------

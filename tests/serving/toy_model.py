@@ -111,10 +111,14 @@ class ToyRecommender(tf.Module):
             axis=1,
         )
         logits = tf.where(clicked, tf.constant(-np.inf, tf.float32), logits)
-        top = tf.math.top_k(logits, k=k)
+        # As the CCL4Rec export: k is capped at the catalogue and places no unseen video fills
+        # are "" with score 0 (the server refuses such an answer: docs/serving.md).
+        tf.debugging.assert_positive(k, message="k must be >= 1")
+        top = tf.math.top_k(logits, k=tf.minimum(k, tf.shape(self.vocab)[0]))
+        valid = tf.math.is_finite(top.values)
         return {
-            sig.VIDEO_IDS: tf.gather(self.vocab, top.indices),
-            sig.SCORES: tf.sigmoid(top.values),
+            sig.VIDEO_IDS: tf.where(valid, tf.gather(self.vocab, top.indices), sig.PADDING),
+            sig.SCORES: tf.where(valid, tf.sigmoid(top.values), 0.0),
         }
 
     @tf.function(input_signature=[_IDS, _IDS])
