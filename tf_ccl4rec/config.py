@@ -262,6 +262,7 @@ class CCL4RecConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "default": {
+        "batch_size": 128,
         "embedding_dim": 32,
         "num_substitutes": 500,
         "scaled_attention_scores": True,
