@@ -130,7 +130,7 @@ class PipelineConfig:
             preset=self.preset,
             model=dict(self.model),
             transform=self.transform_settings,
-            data_root=os.path.abspath(self.data_root),
+            data_root=self.data_root,  # made absolute (URLs kept) in __post_init__
             distribution=self.distribution,
             rows_per_user=self.rows_per_user,
             max_epochs=self.max_epochs,

@@ -51,6 +51,8 @@ def locate(pipeline_root: str) -> dict:
     store = mlmd.open_store(pipeline_root)
     # The full evaluation (candidate vs the count); the other Evaluator only gates on AUC.
     evaluation = mlmd.latest_output(store, "ModelEvaluation", EVALUATOR_ID)
+    if evaluation is None:  # a store without node contexts (hand-made or older): the newest
+        evaluation = mlmd.latest_artifact(store, "ModelEvaluation")
     if evaluation is None:
         store_path = os.path.abspath(os.path.join(pipeline_root, mlmd.METADATA_FILE))
         raise FileNotFoundError(f"no Evaluator output recorded in the MLMD store {store_path}")
