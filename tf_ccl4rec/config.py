@@ -15,6 +15,7 @@ NOTE: where this implementation departs from the paper (every departure is a fie
 - `use_ce_neg=False`: L_ce⁻ asks for "no click" on targets the user clicked, against L_ce.
 - `item_bias` and `history_statistics` (`layers/wide.py`): a per-video bias and the user's click
   statistics added to the Eq 13 logit; Eq 13 sees the history only through attention averages.
+- `warm_start_from_counts`: the wide logit starts at the count's solution, the Eq 13 head at 0.
 - `video_representation="auto"`: content features when the data has a feature table (as §4.1),
   trainable ids when it has none (the paper has no id-only setting).
 """
@@ -92,6 +93,9 @@ class CCL4RecConfig:
       history_statistics: Not in the paper. The user's click / non-click counts before the
         exposure (`layers/wide.py`) as a linear term of the logit; reads the non-click history.
       normalize_content_features: Scale the content table's rows to unit L2 norm.
+      warm_start_from_counts: Not in the paper. Start the wide logit at the user + video count
+        of the training rows and the Eq 13 head at logit 0 (`CCL4RecModel.warm_start`), so
+        training starts from the count's ranking instead of from noise.
       seed: Seed for the initialisers (sampling uses TensorFlow's global seed).
     """
 
@@ -133,6 +137,7 @@ class CCL4RecConfig:
     item_bias: bool = False
     history_statistics: bool = False
     normalize_content_features: bool = False
+    warm_start_from_counts: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -272,6 +277,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "history_statistics": True,
         "video_representation": AUTO_REPRESENTATION,
         "normalize_content_features": True,
+        "warm_start_from_counts": True,
     },
 }
 # History length (a Transform setting) per preset: the paper's 160, or 50 for the default.

@@ -22,6 +22,7 @@ from tf_ccl4rec.layers import (
     VideoRepresentation,
     WideLogit,
 )
+from tf_ccl4rec.layers.wide import count_logits
 
 
 def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, tf.TensorSpec]:
@@ -118,7 +119,8 @@ class CCL4RecModel(tfrs.models.Model):
         self.encoder = SequenceEncoder(
             units, reg, scaled_scores=config.scaled_attention_scores, name="click_encoder"
         )
-        self.ctr = CTRHead(units, config.mlp_units, reg, name="ctr")
+        zero_head = config.warm_start_from_counts
+        self.ctr = CTRHead(units, config.mlp_units, reg, zero_output=zero_head, name="ctr")
         self._sum_logits = config.combine_sequences == "sum_logits"
         self.sequence_heads = [self.ctr]  # one Eq 13 head per sequence of `_user_vectors`
         # §4.1: extra sequences get their own scorer/encoder weights and no augmentation.
@@ -128,7 +130,7 @@ class CCL4RecModel(tfrs.models.Model):
                 units, reg, scaled_scores=config.scaled_attention_scores, name="nonclick_encoder"
             )
             self.sequence_heads.append(
-                CTRHead(units, config.mlp_units, reg, name="nonclick_ctr")
+                CTRHead(units, config.mlp_units, reg, zero_output=zero_head, name="nonclick_ctr")
                 if self._sum_logits
                 else self.ctr
             )
@@ -144,7 +146,7 @@ class CCL4RecModel(tfrs.models.Model):
                 units, reg, scaled_scores=config.scaled_attention_scores, name="interest_encoder"
             )
             self.sequence_heads.append(
-                CTRHead(units, config.mlp_units, reg, name="interest_ctr")
+                CTRHead(units, config.mlp_units, reg, zero_output=zero_head, name="interest_ctr")
                 if self._sum_logits
                 else self.ctr
             )
@@ -279,6 +281,19 @@ class CCL4RecModel(tfrs.models.Model):
         # replicas, so each replica's share is scaled to keep the step size of one device.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         return total / replicas if replicas > 1 else total
+
+    def warm_start(self, targets, labels) -> bool:
+        """Starts the wide logit at the user + video count of (targets, labels) when the config
+        asks for it (`warm_start_from_counts`); returns whether it did.
+
+        Args:
+          targets: int [R] video indices of the training rows.
+          labels: [R] their clicks.
+        """
+        if not self.config.warm_start_from_counts or self.wide is None:
+            return False
+        self.wide.warm_start(*count_logits(targets, labels, self.config.num_embeddings))
+        return True
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameter counts split into per-video tables and the rest.

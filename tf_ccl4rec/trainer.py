@@ -36,6 +36,7 @@ from tf_ccl4rec.training_settings import TrainerSettings
 log = logging.getLogger(__name__)
 VALIDATION_METRIC = "val_auc"
 _NO_VALIDATION = np.iinfo(np.int64).max  # cutoff of a user with no validation rows
+ROW_SHUFFLE_BUFFER = 200_000  # rows; bounds memory on large logs (a full shuffle below that)
 
 
 def choose_strategy(distribution: str = "auto") -> tf.distribute.Strategy:
@@ -179,15 +180,16 @@ class TrainingData:
 
     def __init__(self, file_pattern, data_accessor, tft_output, fraction: float):
         self._rows = _rows(file_pattern, data_accessor, tft_output)
-        keys = self._rows.map(lambda r: (r[F.MODEL_USER], r[F.MODEL_TIMESTAMP]))
-        users, stamps = [], []
-        for u, t in keys.batch(65536).as_numpy_iterator():
-            users.append(u)
-            stamps.append(t)
-        if not users:
+        names = (F.MODEL_USER, F.MODEL_TIMESTAMP, F.MODEL_TARGET, F.MODEL_LABEL)
+        keys = self._rows.map(lambda r: tuple(r[n] for n in names))
+        parts = list(keys.batch(65536).as_numpy_iterator())
+        if not parts:
             raise ValueError(f"no training examples in {file_pattern}: nothing to train on")
-        users, stamps = np.concatenate(users), np.concatenate(stamps)
+        users, stamps, targets, labels = (np.concatenate(c) for c in zip(*parts, strict=True))
         unique, cutoffs, self.num_validation = validation_cutoffs(users, stamps, fraction)
+        held_out = stamps >= cutoffs[np.searchsorted(unique, users)]
+        # What the count of the training rows needs (`CCL4RecModel.warm_start`).
+        self.train_targets, self.train_labels = targets[~held_out], labels[~held_out]
         self.num_rows = len(users)
         self.num_train = self.num_rows - self.num_validation
         if self.num_train < 1 or self.num_validation < 1:
@@ -208,6 +210,9 @@ class TrainingData:
 
     def train(self, batch_size: int, rows_per_user: int, seed: int) -> tf.data.Dataset:
         rows = self._rows.filter(lambda r: tf.logical_not(self._is_validation(r)))
+        # The examples come user by user; without a row shuffle before grouping, each stretch of
+        # an epoch would see only a few hundred users (non-i.i.d. steps).
+        rows = rows.shuffle(min(self.num_train, ROW_SHUFFLE_BUFFER), seed=seed)
         return group_by_user(
             rows.repeat(), batch_size, rows_per_user=rows_per_user, seed=seed, drop_remainder=True
         ).prefetch(tf.data.AUTOTUNE)
@@ -307,6 +312,10 @@ def train_and_export(fn_args):
         model = model_registry.build_model(model_type, config.to_dict(), content)
         model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
         counts = model.parameter_counts()
+        if getattr(model, "warm_start", None) and model.warm_start(
+            data.train_targets, data.train_labels
+        ):
+            print("trainer: wide logit warm-started at the user + video count", flush=True)
     print(f"trainer: {model_type} ({settings.preset} preset) {config.to_json()}", flush=True)
     print(f"trainer: parameters {counts}", flush=True)
     callbacks = [

@@ -344,6 +344,9 @@ def train_and_evaluate(
     model, config = build(run, prepared, run_eagerly)
     held_out = validation_rows(prepared)
     counting = run.model_type in model_registry.COUNTING_TYPES
+    if getattr(model, "warm_start", None):  # as the Trainer: from the count of the training rows
+        rows = ~held_out
+        model.warm_start(prepared.train[F.MODEL_TARGET][rows], prepared.train[F.MODEL_LABEL][rows])
     epochs = 1 if counting else run.max_epochs  # a count needs one exact pass
     dataset, steps_per_epoch = train_dataset(
         prepared, np.flatnonzero(~held_out), config.batch_size, epochs, run.seed

@@ -12,9 +12,17 @@ class CTRHead(tf.keras.layers.Layer):
       units: Output size of W4; must equal the user vector size.
       mlp_units: Hidden layer sizes (ReLU) before the final 1-unit layer.
       kernel_regularizer: Optional regularizer for W4 and the MLP kernels.
+      zero_output: Initialise the output layer's kernel at 0 (the head starts at logit 0).
     """
 
-    def __init__(self, units: int, mlp_units=(200, 80), kernel_regularizer=None, **kwargs):
+    def __init__(
+        self,
+        units: int,
+        mlp_units=(200, 80),
+        kernel_regularizer=None,
+        zero_output: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.units = int(units)
         self.mlp_units = tuple(int(u) for u in mlp_units)
@@ -27,7 +35,14 @@ class CTRHead(tf.keras.layers.Layer):
             )
             for i, n in enumerate(self.mlp_units)
         ]
-        self._out = tf.keras.layers.Dense(1, kernel_regularizer=kernel_regularizer, name="logit")
+        # zero_output: the head starts at logit 0, so a warm-started wide logit is the whole
+        # prediction at the first step (the last layer still gets gradients).
+        self._out = tf.keras.layers.Dense(
+            1,
+            kernel_initializer="zeros" if zero_output else "glorot_uniform",
+            kernel_regularizer=kernel_regularizer,
+            name="logit",
+        )
 
     @property
     def w4(self) -> tf.Variable:

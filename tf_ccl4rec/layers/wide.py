@@ -9,6 +9,7 @@ Wide & Deep; the deep part (Eq 1-13) models what the counts cannot.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from tf_ccl4rec import features as F
@@ -43,6 +44,34 @@ def history_statistics(clicks: tf.Tensor, nonclicks: tf.Tensor) -> tf.Tensor:
     """
     a, b = tf.math.log1p(clicks), tf.math.log1p(nonclicks)
     return tf.stack([a, b, a - b], axis=-1)
+
+
+def count_logits(targets, labels, num_embeddings: int, prior_strength: float = 1.0):
+    """The user + video count (`baselines.UserItemRateModel`) as initial wide-logit weights.
+
+    Args:
+      targets: int [R] video index of each training row.
+      labels: [R] 0/1 clicks.
+      num_embeddings: Rows of the video table.
+      prior_strength: m pseudo-exposures at the global click rate.
+
+    Returns:
+      (float32 [num_embeddings] logit of each video's smoothed click rate, logit of the global
+      rate). With statistics weights (0, 0, 1) and bias -logit(global), the wide logit is then
+      logit(r_v) + log((clicks + 1) / (non-clicks + 1)) - logit(global) ≈ the count's logit.
+    """
+    targets = np.asarray(targets, np.int64)
+    labels = np.asarray(labels, np.float64)
+    clicks = np.bincount(targets, labels, num_embeddings)[:num_embeddings]
+    shows = np.bincount(targets, minlength=num_embeddings)[:num_embeddings]
+    prior = float(np.clip(labels.mean() if len(labels) else 0.5, 1e-3, 1 - 1e-3))
+    rate = (clicks + prior_strength * prior) / (shows + prior_strength)
+
+    def logit(p):
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return np.log(p) - np.log1p(-p)
+
+    return logit(rate).astype(np.float32), float(logit(prior))
 
 
 class WideLogit(tf.keras.layers.Layer):
@@ -92,6 +121,19 @@ class WideLogit(tf.keras.layers.Layer):
             user = tf.squeeze(self.statistics(history_statistics(*history_counts(features))), -1)
             out += tf.reshape(user, tf.concat([tf.shape(user), tf.ones_like(tf.shape(out)[1:])], 0))
         return out
+
+    def warm_start(self, video_logits: np.ndarray, prior_logit: float) -> None:
+        """Starts at the user + video count (`count_logits`): training begins where it ends."""
+        if self.bias is not None:
+            if not self.bias.built:
+                self.bias.build(None)
+            self.bias.embeddings.assign(np.asarray(video_logits, np.float32)[:, None])
+        if self.statistics is not None:
+            if not self.statistics.built:
+                self.statistics.build((None, 3))
+            self.statistics.kernel.assign(np.array([[0.0], [0.0], [1.0]], np.float32))
+            offset = 0.0 if self.bias is None else -prior_logit
+            self.statistics.bias.assign(np.array([offset], np.float32))
 
     def bias_l2(self, candidates: tf.Tensor) -> tf.Tensor:
         """L2 of the looked-up biases (per batch, as for the video embeddings)."""
