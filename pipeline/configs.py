@@ -7,6 +7,7 @@ import dataclasses
 import os
 
 from tf_ccl4rec import features as F
+from tf_ccl4rec.code_version import code_version
 from tf_ccl4rec.config import PRESET_MAX_HISTORY
 from tf_ccl4rec.mlmd import METADATA_FILE
 from tf_ccl4rec.training_settings import TrainerSettings
@@ -140,12 +141,14 @@ class PipelineConfig:
         )
 
     def trainer_custom_config(self) -> dict:
-        return self.trainer_settings().to_custom_config()
+        # The code version makes a rerun after a code change retrain instead of reusing TFX's
+        # cached model (run_fn is given by module path, which TFX does not fingerprint).
+        return {**self.trainer_settings().to_custom_config(), "code_version": code_version()}
 
     def count_trainer_custom_config(self) -> dict:
         """The blessing's baseline: the user + video click-rate count on the same examples."""
         settings = dataclasses.replace(self.trainer_settings(), model_type=COUNT_MODEL_TYPE)
-        return settings.to_custom_config()
+        return {**settings.to_custom_config(), "code_version": code_version()}
 
     def beam_pipeline_args(self) -> list:
         """Beam flags for the chosen runner; extra `beam_args` are appended verbatim.

@@ -5,6 +5,7 @@ import shutil
 import types
 
 import tf_ccl4rec
+from tf_ccl4rec.code_version import code_version
 from tf_ccl4rec.experiments import runs
 
 
@@ -15,17 +16,17 @@ def test_code_version_follows_the_model_code_only(tmp_path):
         package,
         ignore=shutil.ignore_patterns("__pycache__"),
     )
-    original = runs.code_version(str(package))
-    assert original == runs.code_version()  # same sources, same version, wherever they are
+    original = code_version(str(package))
+    assert original == code_version()  # same sources, same version, wherever they are
     (package / "report.py").write_text("# not model code\n", encoding="utf-8")
-    runs.code_version.cache_clear()
-    assert runs.code_version(str(package)) == original
+    code_version.cache_clear()
+    assert code_version(str(package)) == original
     for changed in ("losses.py", "layers/encoder.py", "experiments/metrics.py"):
         path = package / changed
         path.write_text(path.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
-        runs.code_version.cache_clear()
-        assert runs.code_version(str(package)) != original, changed
-        original = runs.code_version(str(package))
+        code_version.cache_clear()
+        assert code_version(str(package)) != original, changed
+        original = code_version(str(package))
 
 
 def test_run_key_changes_with_the_code(monkeypatch):

@@ -19,8 +19,6 @@ older code are just no longer matched (delete `<runs_dir>` to reclaim their disk
 from __future__ import annotations
 
 import dataclasses
-import functools
-import glob
 import hashlib
 import json
 import os
@@ -32,6 +30,7 @@ import tensorflow as tf
 from tf_ccl4rec import features as F
 from tf_ccl4rec import model_registry
 from tf_ccl4rec.batching import user_grouped_batches
+from tf_ccl4rec.code_version import code_version
 from tf_ccl4rec.config import CCL4RecConfig
 from tf_ccl4rec.experiments import metrics
 from tf_ccl4rec.model import CCL4RecModel, ScheduleCallback
@@ -83,43 +82,6 @@ def _config(run: RunSpec, prepared) -> CCL4RecConfig:
         data_root=prepared.data_dir,
     )
     return model_config(settings, prepared.tft_output())
-
-
-# Source files (relative to the tf_ccl4rec package) whose code decides what a run trains and what
-# it measures: the models and their layers and losses, augmentation, batching, the config, the
-# Trainer helpers a run uses, the metrics and this file. Part of every run's cache key.
-CODE_FILES = (
-    "config.py",
-    "features.py",
-    "model.py",
-    "augmentation.py",
-    "losses.py",
-    "batching.py",
-    "trainer.py",
-    "layers/*.py",
-    "baselines/*.py",
-    "metrics/*.py",
-    "experiments/runs.py",
-    "experiments/metrics.py",
-    "training_settings.py",
-    "model_registry.py",
-)
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@functools.cache
-def code_version(package_dir: str = _PACKAGE_DIR) -> str:
-    """A short hash of the `CODE_FILES` under `package_dir` (their paths and contents)."""
-    digest = hashlib.sha1()
-    for pattern in CODE_FILES:
-        paths = sorted(glob.glob(os.path.join(package_dir, pattern)))
-        if not paths:
-            raise FileNotFoundError(f"no {pattern} in {package_dir} (runs.CODE_FILES is stale)")
-        for path in paths:
-            digest.update(os.path.relpath(path, package_dir).replace(os.sep, "/").encode())
-            with open(path, "rb") as handle:
-                digest.update(hashlib.sha1(handle.read()).digest())
-    return digest.hexdigest()[:12]
 
 
 def run_key(run: RunSpec, prepared, protocol: str, ks) -> str:
