@@ -228,3 +228,21 @@ def test_strategy_weights():
     assert float(aug.strategy_hard_weight("easier", 1.0)) == 0.0
     with pytest.raises(ValueError, match="unknown strategy"):
         aug.strategy_hard_weight("hardest", 0.0)
+
+
+def test_augment_reads_its_columns_of_shared_draws():
+    """One `draw_substitutes` call serves positives (columns 0..Np-1) and negatives (Np..)."""
+    rng = np.random.default_rng(8)
+    mask = tf.ones([2, 6], tf.bool)
+    seq = rng.normal(size=(2, 6, 3)).astype(np.float32)
+    z = rng.normal(size=(7, 3)).astype(np.float32)
+    alpha_t = rng.normal(size=(2, 6)).astype(np.float32)
+    beta = rng.normal(size=(2, 6, 7)).astype(np.float32)
+    t = aug.strategy_hard_weight("harder", 0.3)
+    draws = aug.draw_substitutes(beta, t, 5)
+    kwargs = dict(substitute_embeddings=z, draws=draws, hard_weight=t, config=CFG)
+    pos = aug.augment(seq, mask, alpha_t, num_samples=2, positive=True, **kwargs)
+    neg = aug.augment(seq, mask, alpha_t, num_samples=3, positive=False, column_offset=2, **kwargs)
+    assert pos.sequences.shape == (2, 2, 6, 3) and neg.sequences.shape == (2, 3, 6, 3)
+    with pytest.raises(ValueError, match="columns"):
+        aug.augment(seq, mask, alpha_t, num_samples=3, positive=False, column_offset=3, **kwargs)
