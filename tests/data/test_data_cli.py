@@ -24,8 +24,19 @@ def test_synth_then_examples(tmp_path, capsys):
     report = json.load(open(os.path.join(out, quality.REPORT_FILE)))
     quality.check_reconciles(report)
     assert report["options"]["max_history"] == 4
-    n = len(read_split(out, "train")) + len(read_split(out, "eval"))
-    assert n == summary["exposures"] == report["interactions"]["kept_rows"]
+    written = read_split(out, "train") + read_split(out, "eval")
+    assert len(written) == summary["exposures"] == report["interactions"]["kept_rows"]
+    # Every exposure is an example, so a user's examples give the uncut counts before each one.
+    for ex in written:
+        before = [
+            e[F.LABEL][0]
+            for e in written
+            if e[F.USER_ID] == ex[F.USER_ID] and e[F.TIMESTAMP][0] < ex[F.TIMESTAMP][0]
+        ]
+        assert ex[F.CLICK_COUNT] == [sum(before)]
+        assert ex[F.NONCLICK_COUNT] == [len(before) - sum(before)]
+        assert len(ex[F.CLICK_HISTORY]) == min(4, sum(before))
+    assert max(ex[F.CLICK_COUNT][0] for ex in written) > 4  # some counts exceed max_history
 
 
 def test_import_csv_and_errors(tmp_path, capsys):

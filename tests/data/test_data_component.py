@@ -47,6 +47,8 @@ def test_executor_writes_the_tfx_examples_layout(tmp_path):
     train, eval_ = read_split(out, "train"), read_split(out, "eval")
     assert [e[F.VIDEO_ID] for e in eval_] == [[b"d"]]
     assert eval_[0][F.CLICK_HISTORY] == [b"c"]  # max_history=1 keeps the newest click
+    # ... while the counts are uncut: a and c clicked, b not, before d.
+    assert (eval_[0][F.CLICK_COUNT], eval_[0][F.NONCLICK_COUNT]) == ([2], [1])
     assert len(train) == 3
     report = json.load(open(os.path.join(out, quality.REPORT_FILE)))
     assert report["interactions"]["bad_rows"]["duplicate_row"] == 1

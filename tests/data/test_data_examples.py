@@ -23,7 +23,8 @@ ROWS = [
 ]
 
 
-def _ex(user, video, ts, label, clicks, nonclicks, category=None, buckets=None):
+def _ex(user, video, ts, label, clicks, nonclicks, counts, category=None, buckets=None):
+    """``counts``: the uncut (clicks, non-clicks) before the exposure, hand-counted."""
     out = {
         F.USER_ID: [user.encode()],
         F.VIDEO_ID: [video.encode()],
@@ -31,6 +32,8 @@ def _ex(user, video, ts, label, clicks, nonclicks, category=None, buckets=None):
         F.LABEL: [label],
         F.CLICK_HISTORY: [v.encode() for v in clicks],
         F.NONCLICK_HISTORY: [v.encode() for v in nonclicks],
+        F.CLICK_COUNT: [counts[0]],
+        F.NONCLICK_COUNT: [counts[1]],
     }
     if category:
         out[F.CATEGORY] = [category.encode()]
@@ -59,14 +62,15 @@ VIDEO_TRAIN_COUNTS = {"a": 2, "b": 2, "c": 1, "d": 1}
 
 # max_history=2, eval_fraction=0.2: u1 has 5 exposures -> last 1 is eval; u2 has 2 -> none.
 EXPECTED_TRAIN = [
-    _ex("u1", "a", 100, 1, [], [], "c1"),
-    _ex("u1", "b", 200, 0, ["a"], [], "c2"),
-    _ex("u1", "c", 200, 1, ["a"], [], "c1"),
-    _ex("u1", "d", 300, 1, ["a", "c"], ["b"], "c1"),
-    _ex("u2", "a", 50, 0, [], []),
-    _ex("u2", "b", 60, 1, [], ["a"]),
+    _ex("u1", "a", 100, 1, [], [], (0, 0), "c1"),
+    _ex("u1", "b", 200, 0, ["a"], [], (1, 0), "c2"),
+    _ex("u1", "c", 200, 1, ["a"], [], (1, 0), "c1"),
+    _ex("u1", "d", 300, 1, ["a", "c"], ["b"], (2, 1), "c1"),
+    _ex("u2", "a", 50, 0, [], [], (0, 0)),
+    _ex("u2", "b", 60, 1, [], ["a"], (0, 1)),
 ]
-EXPECTED_EVAL = [_ex("u1", "e", 400, 0, ["c", "d"], ["b"], "c2")]
+# e: clicks a, c, d before it, cut to the newest two; the click count stays 3 (uncut).
+EXPECTED_EVAL = [_ex("u1", "e", 400, 0, ["c", "d"], ["b"], (3, 1), "c2")]
 
 
 def _key(ex):
@@ -106,6 +110,31 @@ def test_static_history_is_the_whole_training_history():
     for _, feats in out:  # train clicks a, c, d -> newest two; train non-clicks b
         assert feats[F.CLICK_HISTORY] == [b"c", b"d"]
         assert feats[F.NONCLICK_HISTORY] == [b"b"]
+        # The counts are the whole training history's, uncut by max_history.
+        assert (feats[F.CLICK_COUNT], feats[F.NONCLICK_COUNT]) == (3, 1)
+
+
+def test_counts_are_uncut_clicks_and_nonclicks_before_the_exposure():
+    """A user with more clicks than max_history: the histories are cut, the counts are not."""
+    rows = [Interaction("u", f"v{t}", t, int(t % 3 != 0), "") for t in range(1, 11)]
+    opts = examples.ExampleOptions(max_history=2, eval_fraction=0.0)
+    out = examples.build_user_examples(rows, opts, has_split=False)
+    assert [s for s, _ in out] == ["train"] * 10
+    for (_, feats), row in zip(out, rows, strict=True):
+        before = [r for r in rows if r.timestamp < row.timestamp]
+        n_clicks = sum(r.click for r in before)
+        assert feats[F.CLICK_COUNT] == n_clicks
+        assert feats[F.NONCLICK_COUNT] == len(before) - n_clicks
+        assert len(feats[F.CLICK_HISTORY]) == min(2, n_clicks)
+        assert len(feats[F.NONCLICK_HISTORY]) == min(2, len(before) - n_clicks)
+    last = out[-1][1]  # v10: 6 earlier clicks, 3 earlier non-clicks
+    assert (last[F.CLICK_COUNT], last[F.NONCLICK_COUNT]) == (6, 3)
+    assert last[F.CLICK_HISTORY] == [b"v7", b"v8"]
+    assert last[F.NONCLICK_HISTORY] == [b"v6", b"v9"]
+    # Encoded as int64 scalars.
+    ex = examples.encode_example(last)
+    assert list(ex.features.feature[F.CLICK_COUNT].int64_list.value) == [6]
+    assert list(ex.features.feature[F.NONCLICK_COUNT].int64_list.value) == [3]
 
 
 def test_provided_split_train_history_sees_only_train_rows():
@@ -119,9 +148,11 @@ def test_provided_split_train_history_sees_only_train_rows():
     out = {f[F.VIDEO_ID]: (s, f) for s, f in examples.build_user_examples(rows, opts, True)}
     assert out[b"c"][0] == "train"
     assert out[b"c"][1][F.CLICK_HISTORY] == [b"a"]  # b is eval: not in a train history
+    assert (out[b"c"][1][F.CLICK_COUNT], out[b"c"][1][F.NONCLICK_COUNT]) == (1, 0)
     assert out[b"d"][0] == "eval"
     assert out[b"d"][1][F.CLICK_HISTORY] == [b"a", b"b"]
     assert out[b"d"][1][F.NONCLICK_HISTORY] == [b"c"]
+    assert (out[b"d"][1][F.CLICK_COUNT], out[b"d"][1][F.NONCLICK_COUNT]) == (2, 1)
 
 
 @pytest.mark.parametrize("n,fraction,expected", [(5, 0.2, 1), (4, 0.2, 0), (100, 0.57, 57)])
@@ -170,6 +201,10 @@ def test_synthetic_log_histories_are_leak_free_and_split_by_time(tmp_path, build
             assert {v.decode() for v in ex[F.CLICK_HISTORY]} <= clicked
             assert {v.decode() for v in ex[F.NONCLICK_HISTORY]} <= skipped
             assert len(ex[F.CLICK_HISTORY]) <= 5 and len(ex[F.NONCLICK_HISTORY]) <= 5
+            # Counts: every earlier click / non-click (the time split puts a user's eval
+            # exposures after the train ones, so "train before t" is "all before t").
+            assert ex[F.CLICK_COUNT] == [len(before[before[F.RAW_CLICK] == 1])]
+            assert ex[F.NONCLICK_COUNT] == [len(before[before[F.RAW_CLICK] == 0])]
             # The newest history item is the newest earlier click (cut keeps the newest).
             if ex[F.CLICK_HISTORY] and split == "train":
                 newest = before[before[F.RAW_CLICK] == 1].sort_values(F.RAW_TIMESTAMP)

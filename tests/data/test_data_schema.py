@@ -18,7 +18,7 @@ def _schema():
         return text_format.Parse(f.read(), schema_pb2.Schema())
 
 
-def _example(label=1, clicks=(b"a",), user=b"u"):
+def _example(label=1, clicks=(b"a",), user=b"u", counts=None):
     feats = {
         F.USER_ID: user,
         F.VIDEO_ID: b"v",
@@ -31,6 +31,8 @@ def _example(label=1, clicks=(b"a",), user=b"u"):
         F.VIDEO_POPULARITY_BUCKET: b"000-004",
         F.USER_IN_VIDEO_BUCKET: user + b"|000-004",
     }
+    if counts is not None:
+        feats[F.CLICK_COUNT], feats[F.NONCLICK_COUNT] = counts
     return examples.encode_example(feats)
 
 
@@ -50,11 +52,19 @@ def test_schema_matches_the_feature_contract():
         *F.SCALAR_BYTES_FEATURES,
         *F.SCALAR_INT_FEATURES,
         *F.HISTORY_FEATURES,
+        *F.HISTORY_COUNT_FEATURES,
         *F.SLICE_FEATURES,
         F.USER_IN_VIDEO_BUCKET,
         F.CATEGORY,
     }
     assert set(by_name) == expected
+    # The uncut counts: optional non-negative int64 scalars (a served example may omit them).
+    for name in F.HISTORY_COUNT_FEATURES:
+        assert by_name[name].type == schema_pb2.INT
+        assert by_name[name].int_domain.min == 0
+        assert (by_name[name].value_count.min, by_name[name].value_count.max) == (1, 1)
+        assert by_name[name].presence.min_fraction == 0.0
+        assert by_name[name].presence.min_count == 0
     assert (by_name[F.LABEL].int_domain.min, by_name[F.LABEL].int_domain.max) == (0, 1)
     for name in F.HISTORY_FEATURES:
         assert by_name[name].value_count.max == F.DEFAULT_MAX_HISTORY
@@ -84,6 +94,10 @@ def test_tfdv_flags_label_history_and_presence_anomalies(tmp_path):
     assert set(_anomalies(tmp_path, bad)) == {F.LABEL}
     too_long = clean + [_example(clicks=[b"x"] * (F.DEFAULT_MAX_HISTORY + 1))]
     assert set(_anomalies(tmp_path, too_long)) == {F.CLICK_HISTORY}
+    # Counts are optional: examples with and without them validate; a negative count is flagged.
+    with_counts = clean + [_example(clicks=[b"x"] * 2, counts=(500, 7))]
+    assert _anomalies(tmp_path, with_counts) == {}
+    assert set(_anomalies(tmp_path, clean + [_example(counts=(-1, 0))])) == {F.CLICK_COUNT}
     no_user = examples.encode_example(
         {F.VIDEO_ID: b"v", F.LABEL: 1, F.TIMESTAMP: 1, F.CLICK_HISTORY: [], F.NONCLICK_HISTORY: []}
         | {F.USER_ID: b"u"}

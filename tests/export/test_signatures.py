@@ -139,3 +139,31 @@ def test_export_follows_the_serving_contract(exported):
     from serving.signatures import validate_export
 
     assert validate_export(exported[-1]) == []
+
+
+def test_serving_default_reads_the_uncut_counts_of_a_wide_model(tmp_path):
+    """A model with history_statistics scores the click_count / nonclick_count a request sends
+    (through the exported Transform), and falls back to the history lengths without them."""
+    export_dir, model, tft_output, _ = build_serving_model(
+        str(tmp_path), model_overrides={"history_statistics": True}, train_steps=30
+    )
+    loaded = tf.saved_model.load(export_dir)
+    rows = random_raw_rows(num_rows=10, seed=3)
+    with_counts = [
+        {**r, F.CLICK_COUNT: [50 + i], F.NONCLICK_COUNT: [3 * i]} for i, r in enumerate(rows)
+    ]
+    serialized = tf.constant([serialize_raw_row(r) for r in with_counts])
+    scores = loaded.signatures["serving_default"](inputs=serialized)["scores"].numpy().reshape(-1)
+    parsed = tf.io.parse_example(serialized, tft_output.raw_feature_spec())
+    transformed = tft_output.transform_raw_features(parsed)
+    np.testing.assert_array_equal(transformed[F.MODEL_CLICK_COUNT], [50 + i for i in range(10)])
+    nonclick_lengths = [len(r[F.NONCLICK_HISTORY]) for r in rows]
+    np.testing.assert_array_equal(
+        transformed[F.MODEL_NONCLICK_COUNT],
+        [max(3 * i, n) for i, n in enumerate(nonclick_lengths)],
+    )
+    np.testing.assert_allclose(scores, model(transformed).numpy().reshape(-1), atol=1e-5)
+    without = loaded.signatures["serving_default"](
+        inputs=tf.constant([serialize_raw_row(r) for r in rows])
+    )["scores"].numpy()
+    assert np.max(np.abs(without.reshape(-1) - scores)) > 1e-4  # the counts reach the logit

@@ -153,7 +153,17 @@ def test_augment_never_touches_padding_or_short_rows():
     z = rng.normal(size=(5, 3)).astype(np.float32)
     alpha_t = np.where(mask, rng.normal(size=(4, 8)), 0).astype(np.float32)
     beta = rng.normal(size=(4, 8, 5)).astype(np.float32)
-    out = aug.augment(seq, tf.constant(mask), alpha_t, beta, z, 3, False, None, CFG)
+    out = aug.augment(
+        seq,
+        tf.constant(mask),
+        alpha_t,
+        substitute_embeddings=z,
+        draws=aug.draw_substitutes(beta, None, 3),
+        num_samples=3,
+        positive=False,
+        hard_weight=None,
+        config=CFG,
+    )
     sequences = out.sequences.numpy()
     assert np.all(sequences[~np.broadcast_to(mask[:, None], sequences.shape[:3])] == 0)
     np.testing.assert_array_equal(out.row_valid.numpy(), [True, True, False, False])
@@ -165,7 +175,17 @@ def test_augment_never_touches_padding_or_short_rows():
 
 def _mean_scores(strategy, progress, positive, alpha_t, beta, mask, seq, z):
     t = aug.strategy_hard_weight(strategy, progress)
-    out = aug.augment(seq, mask, alpha_t, beta, z, 4, positive, t, CFG)
+    out = aug.augment(
+        seq,
+        mask,
+        alpha_t,
+        substitute_embeddings=z,
+        draws=aug.draw_substitutes(beta, t, 4),
+        num_samples=4,
+        positive=positive,
+        hard_weight=t,
+        config=CFG,
+    )
     return float(np.mean(out.difficulty.numpy())), float(np.mean(out.hardness.numpy()))
 
 
@@ -208,3 +228,21 @@ def test_strategy_weights():
     assert float(aug.strategy_hard_weight("easier", 1.0)) == 0.0
     with pytest.raises(ValueError, match="unknown strategy"):
         aug.strategy_hard_weight("hardest", 0.0)
+
+
+def test_augment_reads_its_columns_of_shared_draws():
+    """One `draw_substitutes` call serves positives (columns 0..Np-1) and negatives (Np..)."""
+    rng = np.random.default_rng(8)
+    mask = tf.ones([2, 6], tf.bool)
+    seq = rng.normal(size=(2, 6, 3)).astype(np.float32)
+    z = rng.normal(size=(7, 3)).astype(np.float32)
+    alpha_t = rng.normal(size=(2, 6)).astype(np.float32)
+    beta = rng.normal(size=(2, 6, 7)).astype(np.float32)
+    t = aug.strategy_hard_weight("harder", 0.3)
+    draws = aug.draw_substitutes(beta, t, 5)
+    kwargs = dict(substitute_embeddings=z, draws=draws, hard_weight=t, config=CFG)
+    pos = aug.augment(seq, mask, alpha_t, num_samples=2, positive=True, **kwargs)
+    neg = aug.augment(seq, mask, alpha_t, num_samples=3, positive=False, column_offset=2, **kwargs)
+    assert pos.sequences.shape == (2, 2, 6, 3) and neg.sequences.shape == (2, 3, 6, 3)
+    with pytest.raises(ValueError, match="columns"):
+        aug.augment(seq, mask, alpha_t, num_samples=3, positive=False, column_offset=3, **kwargs)

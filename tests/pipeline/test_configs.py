@@ -1,8 +1,14 @@
 """PipelineConfig makes its paths absolute once, so MLMD never records a cwd-relative URI."""
 
+import dataclasses
 import os
 
-from pipeline.configs import PipelineConfig
+import pytest
+
+from pipeline.configs import COUNT_MODEL_TYPE, PipelineConfig
+from tf_ccl4rec import features as F
+from tf_ccl4rec.config import PRESET_MAX_HISTORY
+from tf_ccl4rec.training_settings import TrainerSettings
 
 
 def test_paths_are_made_absolute(tmp_path, monkeypatch):
@@ -23,3 +29,33 @@ def test_urls_are_left_alone():
     assert config.data_root == "gs://bucket/raw"
     assert config.pipeline_root == "gs://bucket/root"
     assert config.serving_base == "gs://bucket/root/serving"
+
+
+def test_max_history_follows_the_preset_unless_given():
+    assert (
+        PipelineConfig(data_root="r", pipeline_root="p").max_history
+        == (PRESET_MAX_HISTORY["default"])
+    )
+    paper = PipelineConfig(data_root="r", pipeline_root="p", preset="paper")
+    assert paper.max_history == PRESET_MAX_HISTORY["paper"] == F.DEFAULT_MAX_HISTORY
+    given = PipelineConfig(data_root="r", pipeline_root="p", preset="paper", max_history=7)
+    assert given.max_history == 7
+    assert given.trainer_settings().transform["max_history"] == 7
+
+
+def test_count_trainer_differs_only_in_the_model_type():
+    config = PipelineConfig(data_root="r", pipeline_root="p", max_epochs=3, train_steps=5)
+    settings = config.trainer_settings()
+    assert (settings.max_epochs, settings.train_steps) == (3, 5)
+    main = TrainerSettings.from_custom_config(config.trainer_custom_config())
+    count = TrainerSettings.from_custom_config(config.count_trainer_custom_config())
+    assert main == settings
+    assert main.model_type == "ccl4rec"
+    assert count == dataclasses.replace(settings, model_type=COUNT_MODEL_TYPE)
+
+
+def test_trainer_settings_are_validated_when_the_config_is_made():
+    with pytest.raises(ValueError, match="max_epochs"):
+        PipelineConfig(data_root="r", pipeline_root="p", max_epochs=0)
+    with pytest.raises(ValueError, match="preset"):
+        PipelineConfig(data_root="r", pipeline_root="p", preset="nope")

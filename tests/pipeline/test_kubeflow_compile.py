@@ -2,7 +2,7 @@
 
 import json
 
-from pipeline.configs import PipelineConfig
+from pipeline.configs import COUNT_MODEL_TYPE, PipelineConfig
 from pipeline.kubeflow_v2_runner import compile_pipeline
 
 
@@ -24,10 +24,18 @@ def test_compile_writes_a_pipeline_spec_with_every_component(tmp_path):
         "AnomalyGate",
         "Transform",
         "Trainer",
+        "count_trainer",
         "Evaluator",
+        "evaluator_vs_last_blessed",
+        "blessing_gate",
         "Pusher",
     ):
         assert name in tasks, sorted(tasks)
+    # The Resolver of the last blessed model compiles to "<id>-..." tasks.
+    assert any(t.startswith("latest_blessed_model_resolver") for t in tasks), sorted(tasks)
+    # The count to beat is the user + video click-rate count, trained like the candidate.
+    assert COUNT_MODEL_TYPE in json.dumps(tasks["count_trainer"])
+    assert COUNT_MODEL_TYPE not in json.dumps(tasks["Trainer"])
     executors = json.dumps(pipeline_spec["deploymentSpec"])
     assert "example/ccl4rec:1" in executors
     assert "DataflowRunner" in executors

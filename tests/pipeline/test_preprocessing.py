@@ -30,22 +30,30 @@ ROWS = [
 ]  # fmt: skip
 
 
-def _run(custom_config):
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
+# The optional uncut counts, parsed as VarLen like schemas/schema.pbtxt's optional scalars.
+COUNT_SPEC = {
+    **RAW_SPEC,
+    F.CLICK_COUNT: tf.io.VarLenFeature(tf.int64),
+    F.NONCLICK_COUNT: tf.io.VarLenFeature(tf.int64),
+}
+
+
+def _run(custom_config, rows=ROWS, spec=RAW_SPEC):
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):
-        (transformed, _), transform_fn = (ROWS, metadata) | tft_beam.AnalyzeAndTransformDataset(
+        (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: preprocessing_fn(inputs, custom_config), output_record_batches=False
         )
         out_dir = tempfile.mkdtemp()
         _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
     tft_output = tft.TFTransformOutput(out_dir)
     vocab = [v.decode() for v in tft_output.vocabulary_by_name(VIDEO_VOCAB_NAME)]
-    return transformed, vocab
+    return transformed, vocab, tft_output.transformed_feature_spec()
 
 
 def test_indices_follow_the_vocabulary_with_padding_and_oov():
     cfg = {"max_history": 3, "frequency_threshold": 2, "num_oov_buckets": 1, "num_user_buckets": 97}
-    rows, vocab = _run(cfg)
+    rows, vocab, _ = _run(cfg)
     # Frequencies over targets + histories: a=5, b=3, c=3, rare=1 -> "rare" is below the threshold.
     assert sorted(vocab) == ["a", "b", "c"]
     index = {v: i + 1 for i, v in enumerate(vocab)}  # +1: PAD_ID = 0
@@ -59,6 +67,46 @@ def test_indices_follow_the_vocabulary_with_padding_and_oov():
     assert rows[0][F.MODEL_USER] == rows[2][F.MODEL_USER]
     assert 0 <= rows[1][F.MODEL_USER] < 97
     assert [r[F.MODEL_LABEL] for r in rows] == [1.0, 0.0, 1.0]
+
+
+CFG = {"max_history": 3, "frequency_threshold": 1, "num_oov_buckets": 1, "num_user_buckets": 97}
+
+
+def test_counts_are_the_uncut_counts_never_below_the_history_lengths():
+    rows = [
+        {**ROWS[0], F.CLICK_COUNT: [7], F.NONCLICK_COUNT: [2]},  # more clicks than max_history
+        {**ROWS[1], F.CLICK_COUNT: [], F.NONCLICK_COUNT: []},  # counts omitted: the lengths
+        {**ROWS[2], F.CLICK_COUNT: [1], F.NONCLICK_COUNT: [0]},  # below the lengths: the lengths
+    ]
+    out, _, spec = _run(CFG, rows, COUNT_SPEC)
+    assert [r[F.MODEL_CLICK_COUNT] for r in out] == [7.0, 0.0, 4.0]
+    assert [r[F.MODEL_NONCLICK_COUNT] for r in out] == [2.0, 1.0, 1.0]
+    assert spec[F.MODEL_CLICK_COUNT] == tf.io.FixedLenFeature([], tf.float32)
+    assert spec[F.MODEL_NONCLICK_COUNT] == tf.io.FixedLenFeature([], tf.float32)
+
+
+def test_without_count_features_the_history_lengths_stand_in_and_timestamp_passes_through():
+    out, _, spec = _run(CFG)  # RAW_SPEC has no count features at all (e.g. an old serving request)
+    # Row 2's click history has 4 items (cut to max_history=3 in the index, not in the count).
+    assert [r[F.MODEL_CLICK_COUNT] for r in out] == [3.0, 0.0, 4.0]
+    assert [r[F.MODEL_NONCLICK_COUNT] for r in out] == [0.0, 1.0, 1.0]
+    assert [r[F.MODEL_TIMESTAMP] for r in out] == [3, 4, 5]
+    assert spec[F.MODEL_TIMESTAMP] == tf.io.FixedLenFeature([], tf.int64)
+    assert spec[F.MODEL_CLICK_COUNT] == tf.io.FixedLenFeature([], tf.float32)
+    assert (
+        set(spec)
+        == set(out[0])
+        == {
+            F.MODEL_TARGET,
+            F.MODEL_CLICK_HISTORY,
+            F.MODEL_NONCLICK_HISTORY,
+            F.MODEL_CLICK_COUNT,
+            F.MODEL_NONCLICK_COUNT,
+            F.MODEL_TIMESTAMP,
+            F.MODEL_USER,
+            F.MODEL_LABEL,
+        }
+    )
 
 
 def test_unknown_setting_is_an_error():
