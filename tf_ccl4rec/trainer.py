@@ -282,9 +282,14 @@ def run_fn(fn_args):
     train_and_export(fn_args)
 
 
+def settings_from_fn_args(fn_args) -> TrainerSettings:
+    """The TrainerSettings that `run_fn` trains with (parsed from fn_args.custom_config)."""
+    return TrainerSettings.from_custom_config(fn_args.custom_config)
+
+
 def train_and_export(fn_args):
     """Trains on `fn_args` (a TFX FnArgs), exports to fn_args.serving_model_dir, returns the model."""
-    settings = TrainerSettings.from_custom_config(fn_args.custom_config)
+    settings = settings_from_fn_args(fn_args)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     config = model_config(settings, tft_output)
     model_type = settings.model_type

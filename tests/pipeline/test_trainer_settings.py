@@ -5,10 +5,11 @@ import json
 
 import numpy as np
 import pytest
+from tfx.components.trainer.fn_args_utils import FnArgs
 
 from pipeline import cli
 from pipeline.pipeline import create_components
-from tf_ccl4rec.trainer import epoch_plan, validation_cutoffs
+from tf_ccl4rec.trainer import epoch_plan, settings_from_fn_args, validation_cutoffs
 from tf_ccl4rec.training_settings import TrainerSettings
 
 
@@ -30,10 +31,11 @@ def test_every_trainer_setting_from_the_cli_reaches_run_fn(tmp_path):
     config = cli.config_from_args(args)
     trainer = next(c for c in create_components(config) if c.id == "Trainer")
     custom = trainer.exec_properties["custom_config"]
-    # TFX keeps custom_config as a JSON string; run_fn parses it back the same way.
+    # TFX hands run_fn the custom_config as a JSON string in FnArgs; run_fn reads it with
+    # settings_from_fn_args, as here.
     if not isinstance(custom, str):
         custom = json.dumps(custom)
-    got = TrainerSettings.from_custom_config(custom)
+    got = settings_from_fn_args(FnArgs(custom_config=custom))
     assert got == TrainerSettings(
         model_type="lstm",
         preset="paper",
