@@ -99,15 +99,19 @@ def test_first_report_metrics_validation_and_plots(reports):
     assert "<th>Overall</th>" in table
     for feature in (F.USER_ACTIVITY_BUCKET, F.VIDEO_POPULARITY_BUCKET):
         assert f"<th>{feature} = " in table
-    # The Overall column holds what TFMA's loader returns.
-    overall = _overall(summary.evaluation_uri)
+    # The Overall column holds what TFMA's loader returns for the candidate.
+    overall = _overall(summary.evaluation_uri, "candidate")
     for metric in ("auc", "precision_at_50", "f1_at_50"):
         assert f"<tr><td>{metric}</td><td>{overall[metric]['doubleValue']:.4f}</td>" in table
     # Validation result and the thresholds it was checked against.
     assert 'Model blessing: <span class="ok">BLESSED</span>' in page
     assert 'TFMA validation_ok: <span class="ok">True</span>' in page
     assert "<td>AUC</td><td>Overall</td><td>&gt;= 0</td>" in page
-    assert "This evaluation had no baseline model." in page
+    # The Evaluator's baseline is the user + video count trained in the same run.
+    comparison = page.split("Comparison with the user + video count")[1].split("</table>")[0]
+    count_auc = _overall(summary.evaluation_uri, "baseline")["auc"]["doubleValue"]
+    assert f"<td>Overall</td><td>auc</td><td>{overall['auc']['doubleValue']:.4f}</td>" in comparison
+    assert f"<td>{count_auc:.4f}</td>" in comparison
     assert "protocol <b>alpine</b>" in page
     images = _images(page)
     print(f"first report: {len(page)} characters, {len(images)} images")
@@ -123,7 +127,7 @@ def test_refused_rerun_shows_failure_and_baseline_comparison(reports):
     assert "<td>AUC</td><td>Overall</td><td>&gt;= 0.999</td>" in page
     failures = page.split("Failed thresholds:")[1].split("</table>")[0]
     assert "<td>Overall</td><td>auc</td>" in failures
-    comparison = page.split("Comparison with the baseline model")[1].split("</table>")[0]
+    comparison = page.split("Comparison with the user + video count")[1].split("</table>")[0]
     base_auc = _overall(second.evaluation_uri, "baseline")["auc"]["doubleValue"]
     cand = _overall(second.evaluation_uri, "candidate")
     diff = cand["auc_diff"]["doubleValue"]
