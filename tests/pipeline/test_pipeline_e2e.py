@@ -155,10 +155,13 @@ def test_rerun_uses_cache_and_auc_floor_blocks_the_push(first_run):
 def test_a_model_that_does_not_beat_the_count_is_not_pushed(first_run):
     config, _, _ = first_run
     before = _versions(config)
-    # A crippled candidate: one step at a vanishing learning rate scores like its initialisation.
+    # A crippled candidate: no wide logit (so no warm start from the count) and one step at a
+    # vanishing learning rate: it scores like its random initialisation.
     crippled = _config(
         config.data_root, config.pipeline_root, train_steps=1, max_epochs=1,
-        model=dict(TINY_MODEL, learning_rate=1e-9), min_gain_over_count=0.001,
+        model=dict(TINY_MODEL, learning_rate=1e-9, item_bias=False, history_statistics=False,
+                   warm_start_from_counts=False),
+        min_gain_over_count=0.001,
     )  # fmt: skip
     summary = local_runner.run(crippled, echo=lambda *a, **k: None)
     assert summary.blessed is False and not summary.pushed
