@@ -18,7 +18,7 @@ quiet_import_warnings()
 
 # The default preset (README "Model settings") with only the run's length bounded, so the demo
 # stays within a few minutes on 2 CPU cores; early stopping usually ends it sooner.
-DEMO_PIPELINE = {"preset": "default", "max_epochs": 6}
+DEMO_PIPELINE = {"preset": "default", "max_epochs": 4}
 
 
 def _step(title):
