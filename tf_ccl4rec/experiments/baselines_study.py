@@ -47,7 +47,6 @@ def run(ctx: StudyContext) -> dict:
         {"eval AUC": [stats[v[0]]["auc"] for v in VARIANTS]},
         "Eval AUC, CCL4Rec and baselines",
     )
-    epoch = ctx.prepared.stats["train_rows"] / 32
     md = "\n\n".join(
         [
             "### CCL4Rec and the baselines (paper Table 2)",
@@ -60,7 +59,7 @@ def run(ctx: StudyContext) -> dict:
                 "CCL4Rec. The counts are counted in one pass over the training rows: the video's "
                 "smoothed click rate, and that plus the user's click rate before the exposure, "
                 "added as logits. Train s / epoch = measured training seconds over the epochs "
-                f"trained (≈ {epoch:.0f} rows / batch steps each; CPU, shared machine: compare "
+                "trained (one pass over the training rows each; CPU, shared machine: compare "
                 "within the table only). Inference = median of 50 compiled forward passes on one "
                 "batch of 32. Embedding parameters = per-video tables (CCL4Rec: trainable id "
                 "table + frozen content table); the counts keep two count vectors."
