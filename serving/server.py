@@ -9,6 +9,7 @@ TensorFlow's. The parts, one module each:
 * ``serving.versions``: loading versions and the version policy (``ModelManager``);
 * ``serving.execution``: running Predict / Classify / GetModelMetadata on one version;
 * ``serving.services``: the gRPC servicers, turning failures into status codes;
+* ``serving.limits`` / ``serving.memory``: per-request limits, the in-flight byte budget;
 * this module: ``ModelServer`` (binds the port, owns the thread pool) and the CLI.
 
 Requests run concurrently on a thread pool of ``--workers`` threads; SIGTERM/SIGINT stop the
