@@ -22,8 +22,10 @@ quiet_import_warnings()
 
 import numpy as np  # noqa: E402
 
+from tf_ccl4rec.training_settings import TrainerSettings  # noqa: E402
+
 # Paper §4.1: d 128, N 160, Np = Nn = 4, Nz 10,000, batch 32 (CCL4RecConfig's defaults); a
-# vocabulary twice Nz so substitutes are a real sample. Demo: tf_ccl4rec/demo.py's model on the
+# vocabulary twice Nz so substitutes are a real sample. Demo: the default preset on the
 # synthetic generator's catalogue. "tiny" exists for the smoke tests only.
 SETTINGS = {
     "paper": {"model": {"vocab_size": 20_000}, "content": False},
@@ -42,7 +44,7 @@ CE_ONLY = {
     "use_ccl": False, "use_ccl_pos": False, "use_ccl_neg": False,
     "use_ce_pos": False, "use_ce_neg": False, "use_cui": False,
 }  # fmt: skip
-ROWS_PER_USER = 4  # impressions per user in a batch, as the trainer groups them
+ROWS_PER_USER = TrainerSettings.rows_per_user  # impressions per user in a batch, as the Trainer
 
 
 def model_values(setting: str, model: str) -> dict:
