@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -51,7 +50,8 @@ import numpy as np  # noqa: E402
 from serving import limits as lim  # noqa: E402
 from serving import signatures as sig  # noqa: E402
 from serving.client import ServingClient  # noqa: E402
-from tf_ccl4rec.bench.serve import _free_port, rss_mb  # noqa: E402
+from tf_ccl4rec.bench import serve as bench_serve  # noqa: E402
+from tf_ccl4rec.bench.serve import rss_mb  # noqa: E402
 
 MODEL = "ccl4rec"
 
@@ -70,41 +70,13 @@ def build_push(workdir: str) -> str:
 
 
 def start_server(base: str, args, log_path: str):
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "serving.server", "--model-base-path", base, "--port", str(port),
-        "--workers", str(args.workers), "--max-batch", str(args.max_batch),
-        "--max-history", str(args.max_history), "--max-candidates", str(args.max_candidates),
+    limits = [
+        "--max-batch", str(args.max_batch), "--max-history", str(args.max_history),
+        "--max-candidates", str(args.max_candidates),
         "--max-message-bytes", str(args.max_message_bytes),
         "--max-inflight-bytes", str(args.max_inflight_bytes),
     ]  # fmt: skip
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
-    log = open(log_path, "w")  # noqa: SIM115 (closed by the caller)
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    target = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    with ServingClient(target, MODEL, timeout=5) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}")
-            try:
-                if any(s.state == "AVAILABLE" for s in client.status()):
-                    return proc, log, target
-            except Exception:
-                time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError(f"server did not become ready; see {log_path}")
-
-
-def video_pool(client) -> list[str]:
-    """The served model's video ids (recommend on an empty history, k up to the catalogue)."""
-    for k in (4096, 1024, 256, 64, 16, 4):
-        try:
-            return client.recommend([[]], k=k)[0][0]
-        except Exception:
-            continue
-    raise RuntimeError("could not read video ids from the model's recommend signature")
+    return bench_serve.start_server(base, MODEL, args.workers, log_path, limits, poll_s=0.3)
 
 
 def largest_requests(pool: list[str], args, seed: int = 0) -> dict:
@@ -161,7 +133,7 @@ def main() -> int:
     proc, log, target = start_server(base, args, log_path)
     try:
         with ServingClient(target, MODEL, timeout=60) as client:
-            pool = video_pool(client)
+            pool = bench_serve.video_pool(client, ks=(4096, 1024, 256, 64, 16, 4))
             rss_start = rss_mb(proc.pid)
             for _ in range(3):  # warm-up of both signatures at a small size
                 client.predict([pool[:3]], [pool[:2]], [pool[3:5]])

@@ -94,13 +94,25 @@ def _drive(call_factory, requests: int, concurrency: int, on_progress=None) -> d
     return _stats(latencies, time.perf_counter() - started, errors[0])
 
 
-def _start_server(model_base_path, model_name, workers, log_path):
+def start_server(model_base_path, model_name, workers, log_path, extra_args=(), poll_s=0.2):
+    """Starts `python -m serving.server` on a free port and waits until the model is AVAILABLE.
+
+    Args:
+      model_base_path / model_name / workers: The server's flags of the same names.
+      log_path: The server's stdout + stderr.
+      extra_args: More server flags (e.g. the request limits).
+      poll_s: Pause between readiness checks.
+
+    Returns:
+      (process, open log file, "127.0.0.1:<port>"); the caller stops both.
+    """
     from serving.client import ServingClient
 
     port = _free_port()
     cmd = [
         sys.executable, "-m", "serving.server", "--model-base-path", model_base_path,
         "--model-name", model_name, "--port", str(port), "--workers", str(workers),
+        *extra_args,
     ]  # fmt: skip
     log = open(log_path, "w")  # noqa: SIM115 (owned by the process record)
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
@@ -116,14 +128,14 @@ def _start_server(model_base_path, model_name, workers, log_path):
                 if any(s.state == "AVAILABLE" for s in client.status()):
                     return proc, log, target
             except Exception:
-                time.sleep(0.2)
+                time.sleep(poll_s)
     proc.terminate()
     raise RuntimeError(f"server did not become ready; see {log_path}")
 
 
-def _video_pool(client) -> list[str]:
-    """Real ids of the served model (via recommend on an empty history)."""
-    for k in (1024, 256, 64, 16):
+def video_pool(client, ks=(1024, 256, 64, 16)) -> list[str]:
+    """Real ids of the served model: `recommend` on an empty history, the first k of `ks` served."""
+    for k in ks:
         try:
             ids, _ = client.recommend([[]], k=k)
             return ids[0]
@@ -178,7 +190,7 @@ def run_serve_benchmark(
         raise ValueError("give model_base_path (to start a server) or target")
     proc = log = None
     if target is None:
-        proc, log, target = _start_server(
+        proc, log, target = start_server(
             model_base_path, model_name, max(max(concurrency), soak_concurrency), log_path
         )
     result = {"target": target, "config": {
@@ -187,7 +199,7 @@ def run_serve_benchmark(
     }}  # fmt: skip
     try:
         with ServingClient(target, model_name, timeout=60) as client:
-            pool = _video_pool(client)
+            pool = video_pool(client)
             result["version"] = client.last_version
         rng = np.random.default_rng(seed)
         clicks = [list(rng.choice(pool, history))]
