@@ -140,15 +140,20 @@ class PipelineConfig:
             early_stopping_patience=self.early_stopping_patience,
         )
 
-    def trainer_custom_config(self) -> dict:
-        # The code version makes a rerun after a code change retrain instead of reusing TFX's
-        # cached model (run_fn is given by module path, which TFX does not fingerprint).
-        return {**self.trainer_settings().to_custom_config(), "code_version": code_version()}
+    def trainer_custom_config(self, model_type: str | None = None) -> dict:
+        """The Trainer's custom_config (for `model_type` instead of the configured one if given).
+
+        The code version makes a rerun after a code change retrain instead of reusing TFX's
+        cached model (run_fn is given by module path, which TFX does not fingerprint).
+        """
+        settings = self.trainer_settings()
+        if model_type is not None:
+            settings = dataclasses.replace(settings, model_type=model_type)
+        return {**settings.to_custom_config(), "code_version": code_version()}
 
     def count_trainer_custom_config(self) -> dict:
         """The blessing's baseline: the user + video click-rate count on the same examples."""
-        settings = dataclasses.replace(self.trainer_settings(), model_type=COUNT_MODEL_TYPE)
-        return {**settings.to_custom_config(), "code_version": code_version()}
+        return self.trainer_custom_config(COUNT_MODEL_TYPE)
 
     def beam_pipeline_args(self) -> list:
         """Beam flags for the chosen runner; extra `beam_args` are appended verbatim.

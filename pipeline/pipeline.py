@@ -52,27 +52,25 @@ def create_components(config: PipelineConfig) -> list:
         custom_config=config.transform_settings,
     )
     transform.add_upstream_node(anomaly_gate)
-    trainer = tfx.components.Trainer(
-        run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        # Steps and the validation split are TrainerSettings' (custom_config): the Trainer holds
-        # out each user's latest training exposures itself; the eval split is the Evaluator's.
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=config.trainer_custom_config(),
-    )
+
+    def trainer_on_transform(custom_config):
+        return tfx.components.Trainer(
+            run_fn=RUN_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            # Steps and the validation split are TrainerSettings' (custom_config): the Trainer
+            # holds out each user's latest training exposures; the eval split is the Evaluator's.
+            train_args=tfx.proto.TrainArgs(splits=["train"]),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            custom_config=custom_config,
+        )
+
+    trainer = trainer_on_transform(config.trainer_custom_config())
     # The count to beat, trained on the same examples (one counting pass).
-    count_trainer = tfx.components.Trainer(
-        run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=config.count_trainer_custom_config(),
-    ).with_id("count_trainer")
+    count_trainer = trainer_on_transform(config.count_trainer_custom_config()).with_id(
+        "count_trainer"
+    )
     # Only this pipeline's candidates and the gate's blessings: the count models and the
     # Evaluators' partial verdicts never count as "the last blessed model".
     model_resolver = tfx.dsl.Resolver(
