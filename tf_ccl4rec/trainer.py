@@ -151,21 +151,19 @@ def validation_cutoffs(users: np.ndarray, timestamps: np.ndarray, fraction: floa
       fraction: In (0, 1).
 
     Returns:
-      (unique users int64 [U], cutoffs int64 [U], number of validation rows).
+      (unique users int64 [U], cutoffs int64 [U], bool [R] validation rows in the input order).
     """
     from tf_ccl4rec.data.examples import eval_count
 
     order = np.lexsort((timestamps, users))
-    users, timestamps = users[order], timestamps[order]
-    unique, starts, counts = np.unique(users, return_index=True, return_counts=True)
+    sorted_stamps = timestamps[order]
+    unique, starts, counts = np.unique(users[order], return_index=True, return_counts=True)
     cutoffs = np.full(len(unique), _NO_VALIDATION, np.int64)
-    num_validation = 0
     for i, (start, n) in enumerate(zip(starts, counts, strict=True)):
         k = eval_count(int(n), fraction)
         if k:
-            cutoffs[i] = timestamps[start + n - k]
-            num_validation += int(np.sum(timestamps[start : start + n] >= cutoffs[i]))
-    return unique, cutoffs, num_validation
+            cutoffs[i] = sorted_stamps[start + n - k]
+    return unique, cutoffs, timestamps >= cutoffs[np.searchsorted(unique, users)]
 
 
 class TrainingData:
@@ -186,8 +184,8 @@ class TrainingData:
         if not parts:
             raise ValueError(f"no training examples in {file_pattern}: nothing to train on")
         users, stamps, targets, labels = (np.concatenate(c) for c in zip(*parts, strict=True))
-        unique, cutoffs, self.num_validation = validation_cutoffs(users, stamps, fraction)
-        held_out = stamps >= cutoffs[np.searchsorted(unique, users)]
+        unique, cutoffs, held_out = validation_cutoffs(users, stamps, fraction)
+        self.num_validation = int(held_out.sum())
         # What the count of the training rows needs (`CCL4RecModel.warm_start`).
         self.train_targets, self.train_labels = targets[~held_out], labels[~held_out]
         self.num_rows = len(users)

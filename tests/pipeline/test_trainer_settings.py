@@ -95,7 +95,9 @@ def test_validation_cutoffs_hold_out_each_users_latest_rows():
     unique, cutoffs, held_out = validation_cutoffs(users, stamps, 0.2)
     assert unique.tolist() == [1, 2, 3]
     assert cutoffs.tolist() == [8, np.iinfo(np.int64).max, 3]
-    assert held_out == 4
+    assert held_out.sum() == 4
+    # In the input order: user 1's t 8, 9 and user 3's two rows at t = 3.
+    assert np.flatnonzero(held_out).tolist() == [8, 9, 14, 17]
 
 
 def test_epoch_plan():

@@ -123,8 +123,7 @@ def _take(columns: dict, rows) -> dict:
 def validation_rows(prepared) -> np.ndarray:
     """bool [train rows]: the rows the Trainer would hold out (each user's latest)."""
     users, stamps = prepared.train[F.MODEL_USER], prepared.train[F.MODEL_TIMESTAMP]
-    unique, cutoffs, _ = validation_cutoffs(users, stamps, TRAINER.validation_fraction)
-    return stamps >= cutoffs[np.searchsorted(unique, users)]
+    return validation_cutoffs(users, stamps, TRAINER.validation_fraction)[2]
 
 
 def _batch_rows(prepared, rows: np.ndarray, batch_size: int, epochs: int, seed: int):
