@@ -293,10 +293,14 @@ class PopularityModel(BaselineModel):
         for batch in dataset:
             self.add_counts(batch)
 
-    def _ctr(self, candidates):
+    def _prior(self):
+        """The global training CTR (0.5 before anything was counted: uninformative)."""
         total = tf.reduce_sum(self.exposures)
         prior = tf.math.divide_no_nan(tf.reduce_sum(self.clicks), total)
-        prior = tf.where(total > 0, prior, 0.5)  # untrained: uninformative
+        return tf.where(total > 0, prior, 0.5)
+
+    def _ctr(self, candidates):
+        prior = self._prior()
         clicks = tf.gather(self.clicks, candidates)
         exposures = tf.gather(self.exposures, candidates)
         m = self.prior_strength
@@ -360,10 +364,7 @@ class UserItemRateModel(PopularityModel):
         return _logit((clicks + m * prior) / (exposures + m)) - _logit(prior)
 
     def _scores(self, features, candidates):
-        total = tf.reduce_sum(self.exposures)
-        prior = tf.math.divide_no_nan(tf.reduce_sum(self.clicks), total)
-        prior = tf.where(total > 0, prior, 0.5)
-        user = self._user_logit(features, prior)
+        user = self._user_logit(features, self._prior())
         user = tf.reshape(
             user, tf.concat([tf.shape(user), tf.ones_like(tf.shape(candidates)[1:])], 0)
         )
