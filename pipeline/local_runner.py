@@ -185,30 +185,31 @@ class RunSummary:
         return out
 
 
-def overall_metrics(evaluation_uri: str, baseline: bool = False) -> dict:
-    """Overall-slice metrics of a TFMA evaluation (via TFMA's loader), as name -> float.
+def overall_metrics(evaluation_uri: str) -> tuple[dict, dict]:
+    """Overall-slice metrics of a TFMA evaluation (via TFMA's loaders), as name -> float.
 
-    Args:
-      evaluation_uri: The Evaluator's output.
-      baseline: The baseline model's metrics instead of the candidate's ({} when none).
+    Returns:
+      (the candidate's metrics, the baseline model's metrics or {} when there is none).
     """
     import tensorflow_model_analysis as tfma
     from tensorflow_model_analysis.writers import eval_config_writer
 
     config = eval_config_writer.load_eval_run(evaluation_uri)[0]
     names = {spec.is_baseline: spec.name for spec in config.model_specs}
-    if baseline and True not in names:
+
+    def overall(model_name):
+        result = tfma.load_eval_result(evaluation_uri, model_name=model_name or None)
+        for slice_key, metrics in result.slicing_metrics:
+            if slice_key == ():
+                values = metrics.get("", {}).get("", {})
+                return {
+                    name: float(v["doubleValue"])
+                    for name, v in values.items()
+                    if isinstance(v, dict) and "doubleValue" in v
+                }
         return {}
-    result = tfma.load_eval_result(evaluation_uri, model_name=names.get(baseline) or None)
-    for slice_key, metrics in result.slicing_metrics:
-        if slice_key == ():
-            values = metrics.get("", {}).get("", {})
-            return {
-                name: float(v["doubleValue"])
-                for name, v in values.items()
-                if isinstance(v, dict) and "doubleValue" in v
-            }
-    return {}
+
+    return overall(names.get(False)), overall(names[True]) if True in names else {}
 
 
 def summarize(config: PipelineConfig, timings=None, log_file="") -> RunSummary:
@@ -221,13 +222,14 @@ def summarize(config: PipelineConfig, timings=None, log_file="") -> RunSummary:
     evaluation_uri = (
         mlmd.artifact_path(evaluation.uri, config.pipeline_root) if evaluation else None
     )
+    metrics, count_metrics = overall_metrics(evaluation_uri) if evaluation_uri else ({}, {})
     return RunSummary(
         blessed=None if blessing is None else bool(mlmd.custom_property(blessing, "blessed")),
         pushed=is_pushed,
         pushed_path=mlmd.custom_property(pushed, "pushed_destination") if is_pushed else None,
         evaluation_uri=evaluation_uri,
-        metrics=overall_metrics(evaluation_uri) if evaluation_uri else {},
-        count_metrics=overall_metrics(evaluation_uri, baseline=True) if evaluation_uri else {},
+        metrics=metrics,
+        count_metrics=count_metrics,
         beats_count=None
         if blessing is None
         else bool(mlmd.custom_property(blessing, "beats_count")),
