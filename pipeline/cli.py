@@ -75,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             default=None,
             help="epochs without a better validation AUC before training stops (default 2)",
         )
+        p.add_argument(
+            "--no-refit",
+            dest="refit",
+            action="store_false",
+            default=None,
+            help="export the early-stopped model instead of retraining it on every training row",
+        )
         p.add_argument("--rows-per-user", type=int, default=None, help="rows of a user per batch")
         p.add_argument("--distribution", choices=("auto", "mirrored", "default"), default=None)
         p.add_argument(
@@ -127,6 +134,7 @@ def config_from_args(args) -> PipelineConfig:
         "max_epochs": args.epochs,
         "validation_fraction": args.validation_fraction,
         "early_stopping_patience": args.patience,
+        "refit": args.refit,
         "rows_per_user": args.rows_per_user,
         "distribution": args.distribution,
         "top_k": args.top_k,

@@ -51,8 +51,8 @@ class PipelineConfig:
       preset: `CCL4RecConfig` preset ("default" or "paper"), under `model`.
       model: overrides of `CCL4RecConfig` fields.
       model_type: a key of `tf_ccl4rec.model_registry.MODEL_TYPES`.
-      max_epochs / train_steps / validation_fraction / early_stopping_patience / rows_per_user /
-        distribution: Trainer settings (`tf_ccl4rec.training_settings.TrainerSettings`).
+      max_epochs / train_steps / validation_fraction / early_stopping_patience / refit /
+        rows_per_user / distribution: Trainer settings (`tf_ccl4rec.training_settings.TrainerSettings`).
       top_k / ranking_protocol: cut-offs K of the per-user P/R/F1@K metrics and the protocol
         (tf_ccl4rec/metrics/ranking.py); 50 is the paper's K.
       auc_floor: the Evaluator blesses only models with AUC >= this,
@@ -82,6 +82,7 @@ class PipelineConfig:
     train_steps: int | None = None
     validation_fraction: float = TrainerSettings.validation_fraction
     early_stopping_patience: int = TrainerSettings.early_stopping_patience
+    refit: bool = TrainerSettings.refit
     rows_per_user: int = TrainerSettings.rows_per_user
     distribution: str = TrainerSettings.distribution
     top_k: tuple = (10, 50)
@@ -138,6 +139,7 @@ class PipelineConfig:
             train_steps=self.train_steps,
             validation_fraction=self.validation_fraction,
             early_stopping_patience=self.early_stopping_patience,
+            refit=self.refit,
         )
 
     def trainer_custom_config(self, model_type: str | None = None) -> dict:

@@ -267,6 +267,7 @@ class CCL4RecConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "default": {
+        "learning_rate": 0.001,
         "batch_size": 128,
         "embedding_dim": 32,
         "num_substitutes": 500,

@@ -9,12 +9,19 @@ loop, the same for CCL4Rec and every baseline:
 2. Keras epochs of one pass over the training rows each (``steps_per_epoch`` from the counted
    rows), up to ``max_epochs``; ``train_steps`` overrides the total when given.
 3. After every epoch the validation AUC is measured and one line printed; training stops after
-   ``early_stopping_patience`` epochs without a better one, and the best epoch's weights are
-   restored before the export.
+   ``early_stopping_patience`` epochs without a better one and the best epoch's weights are
+   restored.
+4. With ``refit`` (the default), the model is then trained again from its initialisation on
+   every training row, validation rows included, for the best epoch's number of epochs, and
+   that model is exported: the latest exposures before the eval split are the most informative
+   ones, and a count uses them too.
+
+Counts (`model_registry.COUNTING_TYPES`) skip all of this: one exact pass over every training row.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -170,23 +177,29 @@ class TrainingData:
     """The training rows split into train and validation (leak-free, per user, by time).
 
     Args:
-      file_pattern: Transformed training examples.
-      data_accessor: TFX DataAccessor.
-      tft_output: TFTransformOutput.
+      rows: Unbatched tf.data.Dataset of transformed feature dicts (scalars as []), in a
+        repeatable order: the Trainer's examples (`from_files`) or the experiments' arrays.
       fraction: `TrainerSettings.validation_fraction`.
+      source: What `rows` is, for error messages.
     """
 
-    def __init__(self, file_pattern, data_accessor, tft_output, fraction: float):
-        self._rows = _rows(file_pattern, data_accessor, tft_output)
+    @classmethod
+    def from_files(cls, file_pattern, data_accessor, tft_output, fraction: float):
+        return cls(_rows(file_pattern, data_accessor, tft_output), fraction, str(file_pattern))
+
+    def __init__(self, rows, fraction: float, source: str = "the training rows"):
+        self._rows = rows
         names = (F.MODEL_USER, F.MODEL_TIMESTAMP, F.MODEL_TARGET, F.MODEL_LABEL)
         keys = self._rows.map(lambda r: tuple(r[n] for n in names))
         parts = list(keys.batch(65536).as_numpy_iterator())
         if not parts:
-            raise ValueError(f"no training examples in {file_pattern}: nothing to train on")
+            raise ValueError(f"no training examples in {source}: nothing to train on")
         users, stamps, targets, labels = (np.concatenate(c) for c in zip(*parts, strict=True))
+        # Every row's video and click: what the refit's warm start counts.
+        self.all_targets, self.all_labels = targets, labels
         unique, cutoffs, held_out = validation_cutoffs(users, stamps, fraction)
         self.num_validation = int(held_out.sum())
-        # What the count of the training rows needs (`CCL4RecModel.warm_start`).
+        # What the warm start counts before the refit (`CCL4RecModel.warm_start`).
         self.train_targets, self.train_labels = targets[~held_out], labels[~held_out]
         self.num_rows = len(users)
         self.num_train = self.num_rows - self.num_validation
@@ -206,17 +219,28 @@ class TrainingData:
     def _is_validation(self, row):
         return row[F.MODEL_TIMESTAMP] >= self._cutoff.lookup(row[F.MODEL_USER])
 
-    def train(self, batch_size: int, rows_per_user: int, seed: int) -> tf.data.Dataset:
-        rows = self._rows.filter(lambda r: tf.logical_not(self._is_validation(r)))
+    def train(
+        self, batch_size: int, rows_per_user: int, seed: int, with_validation: bool = False
+    ) -> tf.data.Dataset:
+        """Endless user-grouped batches of the training rows (and of the validation rows when
+        `with_validation`, as the refit trains on)."""
+        rows = self._rows
+        if not with_validation:
+            rows = rows.filter(lambda r: tf.logical_not(self._is_validation(r)))
         # The examples come user by user; without a row shuffle before grouping, each stretch of
         # an epoch would see only a few hundred users (non-i.i.d. steps).
-        rows = rows.shuffle(min(self.num_train, ROW_SHUFFLE_BUFFER), seed=seed)
+        size = self.num_rows if with_validation else self.num_train
+        rows = rows.shuffle(min(size, ROW_SHUFFLE_BUFFER), seed=seed)
         return group_by_user(
             rows.repeat(), batch_size, rows_per_user=rows_per_user, seed=seed, drop_remainder=True
         ).prefetch(tf.data.AUTOTUNE)
 
     def validation(self, batch_size: int) -> tf.data.Dataset:
         return self._rows.filter(self._is_validation).batch(batch_size).cache().prefetch(2)
+
+    def every_row(self, batch_size: int) -> tf.data.Dataset:
+        """One pass over every training row, validation rows included (what a count reads)."""
+        return self._rows.batch(batch_size).prefetch(2)
 
 
 class BestEpoch(tf.keras.callbacks.EarlyStopping):
@@ -264,6 +288,23 @@ class EpochLines(tf.keras.callbacks.Callback):
         )
 
 
+class RefitLines(tf.keras.callbacks.Callback):
+    """One progress line per refit epoch (no validation rows are left to score)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        print(
+            f"trainer: refit epoch {epoch + 1}/{self.epochs} ({time.time() - self._start:.0f} s): "
+            f"loss {logs.get('loss', float('nan')):.4f} train AUC {logs.get('auc', float('nan')):.4f}",
+            flush=True,
+        )
+
+
 def epoch_plan(num_train: int, batch: int, settings: TrainerSettings) -> tuple[int, int]:
     """(epochs, steps per epoch): whole passes, or `train_steps` spread over Keras epochs."""
     per_pass = max(1, num_train // batch)
@@ -296,13 +337,84 @@ def train_and_export(fn_args):
         if model_type == model_registry.CCL4REC
         else None
     )
-    seed = int(config.seed)
-    tf.keras.utils.set_random_seed(seed)
     strategy = choose_strategy(settings.distribution)
-    batch = config.batch_size * strategy.num_replicas_in_sync
-    data = TrainingData(
+    data = TrainingData.from_files(
         fn_args.train_files, fn_args.data_accessor, tft_output, settings.validation_fraction
     )
+    model = fit_model(
+        settings, config, content, data, strategy, log_dir=fn_args.model_run_dir
+    ).model
+    export_serving_model(model, tft_output, fn_args.serving_model_dir)
+    print(f"trainer: exported serving model to {fn_args.serving_model_dir}", flush=True)
+    return model
+
+
+def _build(settings, config, content, strategy, warm_targets, warm_labels, run_eagerly=False):
+    """A compiled model of `settings.model_type` (seeded), warm-started from the given rows."""
+    tf.keras.utils.set_random_seed(int(config.seed))
+    with strategy.scope():  # variables (built by parameter_counts) must live in the scope
+        model = model_registry.build_model(settings.model_type, config.to_dict(), content)
+        model.compile(
+            optimizer=tf.keras.optimizers.Adam(config.learning_rate), run_eagerly=run_eagerly
+        )
+        counts = model.parameter_counts()
+        if getattr(model, "warm_start", None) and model.warm_start(warm_targets, warm_labels):
+            print("trainer: wide logit warm-started at the user + video count", flush=True)
+    return model, counts
+
+
+@dataclasses.dataclass
+class Fit:
+    """What `fit_model` trained.
+
+    Attributes:
+      model: The model to export (the refit one when there was a refit).
+      epochs: Epochs run before early stopping ended training (0 for a count).
+      steps_per_epoch: Steps of one of those epochs.
+      best_epoch: 1-based epoch of the best validation AUC (0 for a count).
+      best_val_auc: That AUC (NaN for a count).
+      refit_epochs: Epochs of the refit on every training row (0: no refit).
+    """
+
+    model: tf.keras.Model
+    epochs: int = 0
+    steps_per_epoch: int = 0
+    best_epoch: int = 0
+    best_val_auc: float = float("nan")
+    refit_epochs: int = 0
+
+
+def fit_model(
+    settings: TrainerSettings,
+    config,
+    content,
+    data,
+    strategy,
+    log_dir=None,
+    callbacks=(),
+    run_eagerly=False,
+) -> Fit:
+    """Trains `settings.model_type` on `data` (a `TrainingData`) as the module docstring says.
+
+    Args:
+      settings / config / content: What `model_registry.build_model` needs.
+      data: TrainingData.
+      strategy: tf.distribute strategy (`choose_strategy`).
+      log_dir: TensorBoard directory of the early-stopped training (None: no TensorBoard).
+      callbacks: Extra Keras callbacks of the early-stopped training (the experiments' curves).
+      run_eagerly: Keras eager execution (no tracing: faster for the few steps of smoke tests).
+    """
+    model_type = settings.model_type
+    batch = config.batch_size * strategy.num_replicas_in_sync
+    if model_type in model_registry.COUNTING_TYPES:
+        model, _ = _build(settings, config, content, strategy, None, None, run_eagerly)
+        model.fit(data.every_row(batch), epochs=1, verbose=0)
+        print(
+            f"trainer: {model_type} counted every one of the {data.num_rows} training rows "
+            "(a count has nothing to stop early, so it holds out no validation rows)",
+            flush=True,
+        )
+        return Fit(model)
     epochs, steps_per_epoch = epoch_plan(data.num_train, batch, settings)
     print(
         f"trainer: {data.num_rows} training rows: {data.num_train} to train on, "
@@ -311,24 +423,19 @@ def train_and_export(fn_args):
         f"(batch {batch})",
         flush=True,
     )
-    with strategy.scope():  # variables (built by parameter_counts) must live in the scope
-        model = model_registry.build_model(model_type, config.to_dict(), content)
-        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-        counts = model.parameter_counts()
-        if getattr(model, "warm_start", None) and model.warm_start(
-            data.train_targets, data.train_labels
-        ):
-            print("trainer: wide logit warm-started at the user + video count", flush=True)
+    model, counts = _build(
+        settings, config, content, strategy, data.train_targets, data.train_labels, run_eagerly
+    )
     print(f"trainer: {model_type} ({settings.preset} preset) {config.to_json()}", flush=True)
     print(f"trainer: parameters {counts}", flush=True)
-    callbacks = [
-        tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
-        EpochLines(epochs),
-        BestEpoch(settings.early_stopping_patience),
-    ]
+    best = BestEpoch(settings.early_stopping_patience)
+    callbacks = [*callbacks, EpochLines(epochs), best]
+    if log_dir:
+        callbacks.insert(0, tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
     if model_type == model_registry.CCL4REC:  # the augmentation schedule (§3.5)
         callbacks.append(ScheduleCallback(steps_per_epoch * epochs))
-    model.fit(
+    seed = int(config.seed)
+    history = model.fit(
         data.train(batch, settings.rows_per_user, seed),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
@@ -336,6 +443,30 @@ def train_and_export(fn_args):
         callbacks=callbacks,
         verbose=0,
     )
-    export_serving_model(model, tft_output, fn_args.serving_model_dir)
-    print(f"trainer: exported serving model to {fn_args.serving_model_dir}", flush=True)
-    return model
+    fit = Fit(model, len(history.epoch), steps_per_epoch, int(best.best_epoch) + 1,
+              float(best.best))  # fmt: skip
+    if not settings.refit:
+        return fit
+    refit_epochs = fit.best_epoch
+    # The same number of steps per row as above, over every row.
+    refit_steps = max(1, round(steps_per_epoch * data.num_rows / data.num_train))
+    print(
+        f"trainer: refit from the initialisation on all {data.num_rows} training rows "
+        f"(validation included) for the best {refit_epochs} epoch(s) of {refit_steps} steps",
+        flush=True,
+    )
+    model, _ = _build(
+        settings, config, content, strategy, data.all_targets, data.all_labels, run_eagerly
+    )
+    callbacks = [RefitLines(refit_epochs)]
+    if model_type == model_registry.CCL4REC:
+        callbacks.append(ScheduleCallback(refit_steps * refit_epochs))
+    model.fit(
+        data.train(batch, settings.rows_per_user, seed, with_validation=True),
+        epochs=refit_epochs,
+        steps_per_epoch=refit_steps,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    fit.model, fit.refit_epochs = model, refit_epochs
+    return fit

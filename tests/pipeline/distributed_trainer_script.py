@@ -71,6 +71,7 @@ def main(workdir):
             distribution="mirrored",
             max_epochs=1,
             train_steps=20,
+            refit=False,  # the 20 steps checked below are those of one training
         ).to_custom_config(),
         data_accessor=fn_args_utils.DataAccessor(
             tf_dataset_factory=factory, record_batch_factory=None, data_view_decode_fn=None

@@ -26,7 +26,7 @@ def test_every_trainer_setting_from_the_cli_reaches_run_fn(tmp_path):
          "--model", "strategy=random", "--max-history", "30", "--transform",
          "num_oov_buckets=3", "--distribution", "default", "--rows-per-user", "2",
          "--epochs", "7", "--train-steps", "123", "--validation-fraction", "0.25",
-         "--patience", "4"]
+         "--patience", "4", "--no-refit"]
     )  # fmt: skip
     config = cli.config_from_args(args)
     trainer = next(c for c in create_components(config) if c.id == "Trainer")
@@ -48,6 +48,7 @@ def test_every_trainer_setting_from_the_cli_reaches_run_fn(tmp_path):
         train_steps=123,
         validation_fraction=0.25,
         early_stopping_patience=4,
+        refit=False,
     )
 
 
@@ -58,7 +59,8 @@ def test_defaults_come_from_one_place(tmp_path):
     got = config.trainer_settings()
     default = TrainerSettings()
     for name in ("model_type", "preset", "max_epochs", "train_steps", "rows_per_user",
-                 "validation_fraction", "early_stopping_patience", "distribution"):  # fmt: skip
+                 "validation_fraction", "early_stopping_patience", "refit",
+                 "distribution"):  # fmt: skip
         assert getattr(got, name) == getattr(default, name), name
     assert config.max_history == 50  # the default preset's history length
 

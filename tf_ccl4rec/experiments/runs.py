@@ -1,10 +1,8 @@
 """One training run of the experiments: a model trained in-process and evaluated on the eval split.
 
 A run is any model of `tf_ccl4rec.model_registry` on the prepared Transform output, trained by
-the Trainer's loop (`tf_ccl4rec.trainer`): each user's latest training exposures are held out for
-validation, Keras epochs of one pass over the rest in user-grouped batches
-(`tf_ccl4rec.batching.user_grouped_batches`, so L_cui has work), early stopping on the validation
-AUC with the best epoch's weights restored, and the augmentation schedule (`ScheduleCallback`).
+the Trainer's own loop (`tf_ccl4rec.trainer.fit_model` over a `TrainingData` of the prepared
+arrays): validation split, early stopping, refit on every training row, exact counts.
 After every epoch it records the mean of each loss term and the eval AUC / P@K (training curves);
 at the end it evaluates (`experiments.metrics`), times training and inference and counts
 parameters. Results and weights are cached under
@@ -29,18 +27,16 @@ import tensorflow as tf
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec import model_registry
-from tf_ccl4rec.batching import user_grouped_batches
 from tf_ccl4rec.code_version import code_version
 from tf_ccl4rec.config import CCL4RecConfig
 from tf_ccl4rec.experiments import metrics
-from tf_ccl4rec.model import CCL4RecModel, ScheduleCallback
-from tf_ccl4rec.trainer import BestEpoch, content_table, model_config, validation_cutoffs
+from tf_ccl4rec.model import CCL4RecModel
+from tf_ccl4rec.trainer import TrainingData, content_table, epoch_plan, fit_model, model_config
 from tf_ccl4rec.training_settings import TrainerSettings
 
 # The "full" model of every study: the default preset (README "Model settings").
 FULL_PRESET = "default"
 TRAINER = TrainerSettings()  # epochs, validation share, patience: the Trainer's defaults
-ROWS_PER_USER = TRAINER.rows_per_user
 PREDICT_BATCH = 1024
 INFERENCE_BATCH = 32  # Table 3's "one batch"
 
@@ -91,7 +87,7 @@ def run_key(run: RunSpec, prepared, protocol: str, ks) -> str:
         "model": run.model_values(),
         "preset": run.preset,
         "max_epochs": run.max_epochs,
-        "trainer": [TRAINER.validation_fraction, TRAINER.early_stopping_patience],
+        "trainer": [TRAINER.validation_fraction, TRAINER.early_stopping_patience, TRAINER.refit],
         "data": prepared.stats,
         "data_dir": prepared.data_dir,
         "max_history": prepared.max_history,
@@ -120,42 +116,14 @@ def _take(columns: dict, rows) -> dict:
     return {k: v[rows] for k, v in columns.items()}
 
 
-def validation_rows(prepared) -> np.ndarray:
-    """bool [train rows]: the rows the Trainer would hold out (each user's latest)."""
-    users, stamps = prepared.train[F.MODEL_USER], prepared.train[F.MODEL_TIMESTAMP]
-    return validation_cutoffs(users, stamps, TRAINER.validation_fraction)[2]
-
-
-def _batch_rows(prepared, rows: np.ndarray, batch_size: int, epochs: int, seed: int):
-    """[epochs * steps, batch] row indices: `epochs` passes of user-grouped full batches over
-    `rows`, and the steps of one pass."""
-    train = prepared.train
-    index = {"row": rows, F.MODEL_USER: train[F.MODEL_USER][rows],
-             F.MODEL_LABEL: train[F.MODEL_LABEL][rows]}  # fmt: skip
-    passes = []
-    for epoch in range(epochs):
-        batches = [
-            b["row"]
-            for b in user_grouped_batches(
-                index, batch_size, ROWS_PER_USER, seed=seed * 1000 + epoch
-            )
-            if len(b["row"]) == batch_size
-        ]
-        if not batches:
-            raise ValueError(f"fewer train rows than one batch of {batch_size}")
-        passes.append(np.stack(batches))
-    steps = min(len(p) for p in passes)
-    return np.concatenate([p[:steps] for p in passes]), steps
-
-
-def train_dataset(prepared, rows, batch_size: int, epochs: int, seed: int):
-    """(dataset of `epochs` passes over `rows`, steps per pass)."""
-    batches, steps = _batch_rows(prepared, rows, batch_size, epochs, seed)
-    columns = {k: tf.constant(v) for k, v in prepared.train.items()}
-    dataset = tf.data.Dataset.from_tensor_slices(batches).map(
-        lambda r: {k: tf.gather(v, r) for k, v in columns.items()}
+def training_data(prepared) -> TrainingData:
+    """The Trainer's `TrainingData` over the prepared train columns (same split and batches)."""
+    rows = tf.data.Dataset.from_tensor_slices(prepared.train).map(
+        lambda row: {
+            k: tf.reshape(v, []) if v.shape.num_elements() == 1 else v for k, v in row.items()
+        }  # fmt: skip
     )
-    return dataset, steps
+    return TrainingData(rows, TRAINER.validation_fraction, "the prepared train split")
 
 
 def predict(model, columns: dict, batch: int = PREDICT_BATCH) -> np.ndarray:
@@ -302,30 +270,28 @@ def train_and_evaluate(
         return result, model
 
     t0 = time.perf_counter()
-    model, config = build(run, prepared, run_eagerly)
-    held_out = validation_rows(prepared)
-    counting = run.model_type in model_registry.COUNTING_TYPES
-    if getattr(model, "warm_start", None):  # as the Trainer: from the count of the training rows
-        rows = ~held_out
-        model.warm_start(prepared.train[F.MODEL_TARGET][rows], prepared.train[F.MODEL_LABEL][rows])
-    epochs = 1 if counting else run.max_epochs  # a count needs one exact pass
-    dataset, steps_per_epoch = train_dataset(
-        prepared, np.flatnonzero(~held_out), config.batch_size, epochs, run.seed
-    )
-    validation = tf.data.Dataset.from_tensor_slices(_take(prepared.train, held_out)).batch(1024)
-    recorder = _Recorder(prepared, ks, protocol, steps_per_epoch)
-    best = BestEpoch(TRAINER.early_stopping_patience)
-    callbacks = [recorder, best]
+    config = _config(run, prepared)
+    content = None
     if run.model_type == model_registry.CCL4REC:
-        callbacks.append(ScheduleCallback(steps_per_epoch * epochs))
+        content = content_table(config, prepared.tft_output(), prepared.data_dir)
+    settings = dataclasses.replace(
+        TRAINER, model_type=run.model_type, preset=run.preset, max_epochs=run.max_epochs
+    )
+    data = training_data(prepared)
+    batch = config.batch_size
+    epochs, steps_per_epoch = epoch_plan(data.num_train, batch, settings)
+    recorder = _Recorder(prepared, ks, protocol, steps_per_epoch)
     progress(f"  {run.label} (seed {run.seed}): up to {epochs} epochs of {steps_per_epoch} steps")
     t_fit = time.perf_counter()
-    model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
-              validation_data=validation, callbacks=callbacks, verbose=0)  # fmt: skip
+    fit = fit_model(settings, config, content, data, tf.distribute.get_strategy(),
+                    callbacks=[recorder], run_eagerly=run_eagerly)  # fmt: skip
+    model = fit.model
     fit_seconds = max(time.perf_counter() - t_fit - recorder.eval_seconds, 1e-9)
     result = evaluate(model, prepared, ks, protocol)
-    trained_epochs = len(recorder.curves["step"])
-    steps = trained_epochs * steps_per_epoch
+    trained_epochs = fit.epochs + fit.refit_epochs
+    steps = len(recorder.step_loss) + fit.refit_epochs * round(
+        steps_per_epoch * data.num_rows / data.num_train
+    )
     counts = model.parameter_counts()
     half = recorder.step_loss[len(recorder.step_loss) // 2 :]
     result.update(
@@ -334,8 +300,9 @@ def train_and_evaluate(
         seed=run.seed,
         steps=steps,
         epochs=trained_epochs,
-        best_epoch=int(best.best_epoch) + 1,
-        best_val_auc=float(best.best),
+        best_epoch=fit.best_epoch,
+        best_val_auc=fit.best_val_auc,
+        refit_epochs=fit.refit_epochs,
         config=config.to_dict(),
         curves=recorder.curves,
         step_loss=recorder.step_loss,
@@ -354,8 +321,9 @@ def train_and_evaluate(
     k = ks[0]
     progress(
         f"  {run.label} (seed {run.seed}): AUC {result['auc']:.4f} P@{k} "
-        f"{result[f'precision_at_{k}']:.4f}; best epoch {result['best_epoch']}/{trained_epochs} "
-        f"(validation AUC {result['best_val_auc']:.4f}; {result['wall_seconds']:.0f} s, "
+        f"{result[f'precision_at_{k}']:.4f}; best epoch {result['best_epoch']}/{fit.epochs} "
+        f"(validation AUC {result['best_val_auc']:.4f}), refit {fit.refit_epochs} epoch(s); "
+        f"{result['wall_seconds']:.0f} s, "
         f"{steps / fit_seconds:.1f} train steps/s)"
     )
     return (result, model) if keep_model else result
