@@ -18,6 +18,8 @@ NOTE: where this implementation departs from the paper (every departure is a fie
 - `warm_start_from_counts`: the wide logit starts at the count's solution, the Eq 13 head at 0.
 - `video_representation="auto"`: content features when the data has a feature table (as §4.1),
   trainable ids when it has none (the paper has no id-only setting).
+- `learning_rate` 0.001 in the default preset (paper 0.003): at 0.003 the id embeddings overfit
+  within the first epoch on MovieLens (eval AUC 0.762 vs 0.770 at the best epoch).
 """
 
 from __future__ import annotations
