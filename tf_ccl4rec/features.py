@@ -37,7 +37,11 @@ CATEGORY = "category"  # bytes, scalar, optional
 # histories but never cut to max_history (the user's click rate survives the cut).
 CLICK_COUNT = "click_count"
 NONCLICK_COUNT = "nonclick_count"
-HISTORY_COUNT_FEATURES = (CLICK_COUNT, NONCLICK_COUNT)
+# int64 scalar: clicks among the user's latest RECENT_WINDOW exposures before this one (the same
+# exposures as the histories): a user's recent click rate drifts away from the lifetime one.
+RECENT_CLICK_COUNT = "recent_click_count"
+RECENT_WINDOW = 10
+HISTORY_COUNT_FEATURES = (CLICK_COUNT, NONCLICK_COUNT, RECENT_CLICK_COUNT)
 HISTORY_FEATURES = (CLICK_HISTORY, NONCLICK_HISTORY)
 SCALAR_BYTES_FEATURES = (USER_ID, VIDEO_ID)
 SCALAR_INT_FEATURES = (LABEL, TIMESTAMP)
@@ -54,6 +58,9 @@ MODEL_TIMESTAMP = TIMESTAMP  # int64 [B]: orders a user's rows (the Trainer's va
 # to the lengths of the histories it sends.
 MODEL_CLICK_COUNT = "history_click_count"
 MODEL_NONCLICK_COUNT = "history_nonclick_count"
+# float32 [B]: RECENT_CLICK_COUNT, clipped to the window; a request without it gets the share of
+# the window that the lifetime click rate predicts (`preprocessing_fn`).
+MODEL_RECENT_CLICK_COUNT = "history_recent_click_count"
 
 DEFAULT_MAX_HISTORY = 160  # the paper's (THACIL's) MAX_LENGTH
 # Optional pre-computed user-interest vectors (§4.1; CCL4RecConfig.num_interest_vectors > 0).

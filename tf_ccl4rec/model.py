@@ -22,7 +22,7 @@ from tf_ccl4rec.layers import (
     VideoRepresentation,
     WideLogit,
 )
-from tf_ccl4rec.layers.wide import count_logits
+from tf_ccl4rec.layers.wide import count_logits, fit_statistics_weights, history_statistics
 
 
 def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, tf.TensorSpec]:
@@ -45,7 +45,7 @@ def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, 
             [None, None], tf.int64, F.MODEL_NONCLICK_HISTORY
         )
     if config.history_statistics:
-        for name in (F.MODEL_CLICK_COUNT, F.MODEL_NONCLICK_COUNT):
+        for name in (F.MODEL_CLICK_COUNT, F.MODEL_NONCLICK_COUNT, F.MODEL_RECENT_CLICK_COUNT):
             specs[name] = tf.TensorSpec([None], tf.float32, name)
     if config.num_interest_vectors:
         specs[F.MODEL_INTEREST_VECTORS] = tf.TensorSpec(
@@ -282,17 +282,30 @@ class CCL4RecModel(tfrs.models.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         return total / replicas if replicas > 1 else total
 
-    def warm_start(self, targets, labels) -> bool:
-        """Starts the wide logit at the user + video count of (targets, labels) when the config
+    def warm_start(self, targets, labels, user_counts=None) -> bool:
+        """Starts the wide logit at the user + video count of the training rows when the config
         asks for it (`warm_start_from_counts`); returns whether it did.
+
+        With `user_counts`, the statistics' weights are then fitted to those rows by logistic
+        regression with the count's video logits as an offset (`fit_statistics_weights`): the
+        recent click rate gets its weight from the data, not from gradient steps.
 
         Args:
           targets: int [R] video indices of the training rows.
           labels: [R] their clicks.
+          user_counts: Optional float [R, 3] (clicks, non-clicks, recent clicks) before each row
+            (`MODEL_CLICK_COUNT`, `MODEL_NONCLICK_COUNT`, `MODEL_RECENT_CLICK_COUNT`).
         """
         if not self.config.warm_start_from_counts or self.wide is None:
             return False
-        self.wide.warm_start(*count_logits(targets, labels, self.config.num_embeddings))
+        video_logits, prior_logit = count_logits(targets, labels, self.config.num_embeddings)
+        weights = None
+        if user_counts is not None and self.wide.statistics is not None:
+            counts = np.asarray(user_counts, np.float32)
+            stats = history_statistics(counts[:, 0], counts[:, 1], counts[:, 2]).numpy()
+            offset = video_logits[np.asarray(targets)] if self.wide.bias is not None else 0.0
+            weights = fit_statistics_weights(stats, offset + np.zeros(len(stats)), labels)
+        self.wide.warm_start(video_logits, prior_logit, weights)
         return True
 
     def parameter_counts(self) -> dict[str, int]:

@@ -44,6 +44,25 @@ def _scalar(x, default):
     return x
 
 
+def recent_click_count(given, clicks, nonclicks):
+    """float32 [B]: clicks among the latest `F.RECENT_WINDOW` exposures.
+
+    Args:
+      given: int [B] `F.RECENT_CLICK_COUNT` (-1 where a row lacks it), or None.
+      clicks / nonclicks: float32 [B] the user's counts (`F.MODEL_CLICK_COUNT`, ...).
+
+    Returns:
+      `given` clipped to the window (min(RECENT_WINDOW, exposures)); where it is absent, the share
+      of the window that the lifetime click rate predicts (recent rate = lifetime rate).
+    """
+    window = tf.minimum(float(F.RECENT_WINDOW), clicks + nonclicks)
+    fallback = tf.math.divide_no_nan(window * clicks, clicks + nonclicks)
+    if given is None:
+        return fallback
+    given = tf.cast(given, tf.float32)
+    return tf.where(given >= 0, tf.minimum(given, window), fallback)
+
+
 def _ragged(x):
     if isinstance(x, tf.SparseTensor):
         return tf.RaggedTensor.from_sparse(x)
@@ -96,6 +115,11 @@ def preprocessing_fn(inputs, custom_config=None):
         given = _scalar(inputs[count_name], 0) if count_name in inputs else 0
         length = histories[history_name].row_lengths()
         outputs[model_name] = tf.cast(tf.maximum(tf.cast(given, tf.int64), length), tf.float32)
+    outputs[F.MODEL_RECENT_CLICK_COUNT] = recent_click_count(
+        _scalar(inputs[F.RECENT_CLICK_COUNT], -1) if F.RECENT_CLICK_COUNT in inputs else None,
+        outputs[F.MODEL_CLICK_COUNT],
+        outputs[F.MODEL_NONCLICK_COUNT],
+    )
     outputs[F.MODEL_TIMESTAMP] = tf.cast(_scalar(inputs[F.TIMESTAMP], 0), tf.int64)
     outputs[F.MODEL_USER] = tf.strings.to_hash_bucket_fast(
         _scalar(inputs[F.USER_ID], b""), int(settings["num_user_buckets"])

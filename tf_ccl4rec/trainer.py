@@ -190,17 +190,35 @@ class TrainingData:
     def __init__(self, rows, fraction: float, source: str = "the training rows"):
         self._rows = rows
         names = (F.MODEL_USER, F.MODEL_TIMESTAMP, F.MODEL_TARGET, F.MODEL_LABEL)
-        keys = self._rows.map(lambda r: tuple(r[n] for n in names))
+        # The user statistics the wide logit's warm start fits, when Transform wrote them.
+        count_names = (F.MODEL_CLICK_COUNT, F.MODEL_NONCLICK_COUNT, F.MODEL_RECENT_CLICK_COUNT)
+        has_counts = all(n in rows.element_spec for n in count_names)
+        keys = self._rows.map(
+            lambda r: (
+                tuple(r[n] for n in names)
+                + (
+                    (tf.stack([tf.cast(r[n], tf.float32) for n in count_names]),)
+                    if has_counts
+                    else ()
+                )
+            )
+        )
         parts = list(keys.batch(65536).as_numpy_iterator())
         if not parts:
             raise ValueError(f"no training examples in {source}: nothing to train on")
-        users, stamps, targets, labels = (np.concatenate(c) for c in zip(*parts, strict=True))
-        # Every row's video and click: what the refit's warm start counts.
-        self.all_targets, self.all_labels = targets, labels
+        columns = [np.concatenate(c) for c in zip(*parts, strict=True)]
+        users, stamps, targets, labels = columns[:4]
+        counts = columns[4] if has_counts else None
+        # Every row's video, click and user counts: what the refit's warm start fits.
+        self.all_warm_start = (targets, labels, counts)
         unique, cutoffs, held_out = validation_cutoffs(users, stamps, fraction)
         self.num_validation = int(held_out.sum())
-        # What the warm start counts before the refit (`CCL4RecModel.warm_start`).
-        self.train_targets, self.train_labels = targets[~held_out], labels[~held_out]
+        # What the warm start fits before the refit (`CCL4RecModel.warm_start`).
+        self.train_warm_start = (
+            targets[~held_out],
+            labels[~held_out],
+            None if counts is None else counts[~held_out],
+        )
         self.num_rows = len(users)
         self.num_train = self.num_rows - self.num_validation
         if self.num_train < 1 or self.num_validation < 1:
@@ -349,8 +367,9 @@ def train_and_export(fn_args):
     return model
 
 
-def _build(settings, config, content, strategy, warm_targets, warm_labels, run_eagerly=False):
-    """A compiled model of `settings.model_type` (seeded), warm-started from the given rows."""
+def _build(settings, config, content, strategy, warm_start=None, run_eagerly=False):
+    """A compiled model of `settings.model_type` (seeded), warm-started from the given rows
+    ((targets, labels, user counts) of `TrainingData`)."""
     tf.keras.utils.set_random_seed(int(config.seed))
     with strategy.scope():  # variables (built by parameter_counts) must live in the scope
         model = model_registry.build_model(settings.model_type, config.to_dict(), content)
@@ -358,8 +377,12 @@ def _build(settings, config, content, strategy, warm_targets, warm_labels, run_e
             optimizer=tf.keras.optimizers.Adam(config.learning_rate), run_eagerly=run_eagerly
         )
         counts = model.parameter_counts()
-        if getattr(model, "warm_start", None) and model.warm_start(warm_targets, warm_labels):
-            print("trainer: wide logit warm-started at the user + video count", flush=True)
+        if warm_start and getattr(model, "warm_start", None) and model.warm_start(*warm_start):
+            print(
+                "trainer: wide logit warm-started at the user + video count (user statistics "
+                f"fitted: {warm_start[2] is not None})",
+                flush=True,
+            )
     return model, counts
 
 
@@ -407,7 +430,7 @@ def fit_model(
     model_type = settings.model_type
     batch = config.batch_size * strategy.num_replicas_in_sync
     if model_type in model_registry.COUNTING_TYPES:
-        model, _ = _build(settings, config, content, strategy, None, None, run_eagerly)
+        model, _ = _build(settings, config, content, strategy, None, run_eagerly)
         model.fit(data.every_row(batch), epochs=1, verbose=0)
         print(
             f"trainer: {model_type} counted every one of the {data.num_rows} training rows "
@@ -423,9 +446,7 @@ def fit_model(
         f"(batch {batch})",
         flush=True,
     )
-    model, counts = _build(
-        settings, config, content, strategy, data.train_targets, data.train_labels, run_eagerly
-    )
+    model, counts = _build(settings, config, content, strategy, data.train_warm_start, run_eagerly)
     print(f"trainer: {model_type} ({settings.preset} preset) {config.to_json()}", flush=True)
     print(f"trainer: parameters {counts}", flush=True)
     best = BestEpoch(settings.early_stopping_patience)
@@ -455,9 +476,7 @@ def fit_model(
         f"(validation included) for the best {refit_epochs} epoch(s) of {refit_steps} steps",
         flush=True,
     )
-    model, _ = _build(
-        settings, config, content, strategy, data.all_targets, data.all_labels, run_eagerly
-    )
+    model, _ = _build(settings, config, content, strategy, data.all_warm_start, run_eagerly)
     callbacks = [RefitLines(refit_epochs)]
     if model_type == model_registry.CCL4REC:
         callbacks.append(ScheduleCallback(refit_steps * refit_epochs))

@@ -24,7 +24,8 @@ ROWS = [
 
 
 def _ex(user, video, ts, label, clicks, nonclicks, counts, category=None, buckets=None):
-    """``counts``: the uncut (clicks, non-clicks) before the exposure, hand-counted."""
+    """``counts``: the uncut (clicks, non-clicks) before the exposure, hand-counted; fewer than
+    RECENT_WINDOW (10) exposures here, so the recent click count is the click count."""
     out = {
         F.USER_ID: [user.encode()],
         F.VIDEO_ID: [video.encode()],
@@ -34,6 +35,7 @@ def _ex(user, video, ts, label, clicks, nonclicks, counts, category=None, bucket
         F.NONCLICK_HISTORY: [v.encode() for v in nonclicks],
         F.CLICK_COUNT: [counts[0]],
         F.NONCLICK_COUNT: [counts[1]],
+        F.RECENT_CLICK_COUNT: [counts[0]],
     }
     if category:
         out[F.CATEGORY] = [category.encode()]
@@ -158,6 +160,21 @@ def test_provided_split_train_history_sees_only_train_rows():
 @pytest.mark.parametrize("n,fraction,expected", [(5, 0.2, 1), (4, 0.2, 0), (100, 0.57, 57)])
 def test_eval_count(n, fraction, expected):
     assert examples.eval_count(n, fraction) == expected
+
+
+def test_recent_click_count_covers_the_latest_ten_exposures_of_the_same_history():
+    # 14 training exposures at t = 0..13, clicked at t = 0, 1, 2, 3 and 12; then 1 eval row
+    # (eval_fraction 0.07 -> floor(15 * 0.07) = 1). At t = 13 the latest 10 exposures are
+    # t = 3..12: clicks at 3 and 12 -> 2 (all clicks before: 5).
+    clicked = {0, 1, 2, 3, 12}
+    rows = [Interaction("u", f"v{t}", t, int(t in clicked), "") for t in range(15)]
+    built = examples.build_user_examples(rows, examples.ExampleOptions(eval_fraction=0.07), False)
+    by_time = {feats[F.TIMESTAMP]: (split, feats) for split, feats in built}
+    assert by_time[13][1][F.RECENT_CLICK_COUNT] == 2 and by_time[13][1][F.CLICK_COUNT] == 5
+    # t = 5: 5 exposures before (t 0..4), 4 clicks, all inside the window.
+    assert by_time[5][1][F.RECENT_CLICK_COUNT] == 4
+    # The eval row (t = 14) counts the latest 10 of everything before it: t 4..13 -> only 12.
+    assert by_time[14][0] == examples.EVAL and by_time[14][1][F.RECENT_CLICK_COUNT] == 1
 
 
 def test_options_are_validated():

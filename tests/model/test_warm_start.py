@@ -4,7 +4,7 @@ import numpy as np
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec.config import CCL4RecConfig
-from tf_ccl4rec.layers.wide import count_logits
+from tf_ccl4rec.layers.wide import count_logits, fit_statistics_weights, history_statistics
 from tf_ccl4rec.model import CCL4RecModel
 
 
@@ -45,3 +45,38 @@ def test_a_warm_started_model_predicts_the_count_before_any_training():
     plain = CCL4RecModel(CCL4RecConfig(vocab_size=3, embedding_dim=8, max_history=4,
                                        num_substitutes=3, item_bias=True))  # fmt: skip
     assert not plain.warm_start(targets, labels)
+
+
+def test_fit_statistics_weights_recovers_a_planted_logistic_model():
+    # Labels drawn from sigmoid(offset + stats @ w + b) with known w, b; the fitted weights come
+    # back within sampling noise, and the penalised gradient at the solution is ~0.
+    rng = np.random.default_rng(0)
+    stats = rng.normal(size=(20000, 4))
+    offset = rng.normal(size=20000)
+    w, b = np.array([0.5, -0.3, 0.8, 0.4]), -0.2
+    labels = (rng.random(20000) < 1 / (1 + np.exp(-(offset + stats @ w + b)))).astype(float)
+    kernel, bias = fit_statistics_weights(stats, offset, labels, ridge=0.0)
+    np.testing.assert_allclose(kernel[:, 0], w, atol=0.06)
+    np.testing.assert_allclose(bias, [b], atol=0.06)
+    p = 1 / (1 + np.exp(-(offset + stats @ kernel[:, 0] + bias[0])))
+    np.testing.assert_allclose(stats.T @ (p - labels) / len(labels), 0, atol=1e-5)
+
+
+def test_warm_start_with_user_counts_fits_the_statistics_weights():
+    config = CCL4RecConfig(vocab_size=3, embedding_dim=8, max_history=4, mlp_units=(8,),
+                           num_substitutes=3, item_bias=True, history_statistics=True,
+                           warm_start_from_counts=True)  # fmt: skip
+    model = CCL4RecModel(config)
+    model._build_if_needed()
+    rng = np.random.default_rng(1)
+    targets = rng.integers(1, 4, 400)
+    counts = np.stack([rng.integers(0, 30, 400), rng.integers(0, 30, 400), rng.integers(0, 11, 400)],
+                      axis=1).astype(np.float32)  # fmt: skip
+    counts[:, 2] = np.minimum(counts[:, 2], counts[:, 0])
+    labels = (rng.random(400) < 0.5).astype(float)
+    assert model.warm_start(targets, labels, counts)
+    video, _ = count_logits(targets, labels, config.num_embeddings)
+    stats = history_statistics(counts[:, 0], counts[:, 1], counts[:, 2]).numpy()
+    kernel, bias = fit_statistics_weights(stats, video[targets], labels)
+    np.testing.assert_allclose(model.wide.statistics.kernel.numpy(), kernel, rtol=1e-5)
+    np.testing.assert_allclose(model.wide.statistics.bias.numpy(), bias, rtol=1e-5)

@@ -6,7 +6,7 @@ import tensorflow as tf
 from tf_ccl4rec import features as F
 from tf_ccl4rec.config import CCL4RecConfig
 from tf_ccl4rec.layers import WideLogit, history_statistics
-from tf_ccl4rec.layers.wide import history_counts
+from tf_ccl4rec.layers.wide import history_counts, recent_clicks
 from tf_ccl4rec.model import CCL4RecModel
 
 
@@ -27,9 +27,27 @@ def test_history_counts_take_the_uncut_counts_and_never_less_than_the_histories(
 
 
 def test_history_statistics():
-    # [log1p(c), log1p(n), log((c + 1) / (n + 1))]: c = 3, n = 1 -> [log 4, log 2, log 2].
-    got = history_statistics(tf.constant([3.0, 0.0]), tf.constant([1.0, 0.0])).numpy()
-    np.testing.assert_allclose(got, [[np.log(4), np.log(2), np.log(2)], [0, 0, 0]], atol=1e-6)
+    # [log1p(c), log1p(n), log((c + 1) / (n + 1)), log((r + 1) / (w - r + 1))], w = min(10, c + n):
+    # c = 3, n = 1, r = 1 -> w = 4: [log 4, log 2, log 2, log(2 / 4)];
+    # c = 30, n = 20, r = 9 -> w = 10: [log 31, log 21, log(31 / 21), log(10 / 2)]; empty -> 0.
+    got = history_statistics(
+        tf.constant([3.0, 30.0, 0.0]), tf.constant([1.0, 20.0, 0.0]), tf.constant([1.0, 9.0, 0.0])
+    ).numpy()
+    want = [
+        [np.log(4), np.log(2), np.log(2), np.log(0.5)],
+        [np.log(31), np.log(21), np.log(31 / 21), np.log(5)],
+        [0, 0, 0, 0],
+    ]
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_recent_clicks_are_clipped_to_the_window_or_follow_the_lifetime_rate_when_absent():
+    clicks, nonclicks = tf.constant([30.0, 3.0, 0.0]), tf.constant([20.0, 1.0, 0.0])
+    # Given: 9 of 10; 7 is more than the 4 exposures there are -> 4; nothing to count -> 0.
+    given = {F.MODEL_RECENT_CLICK_COUNT: np.array([9.0, 7.0, 0.0], np.float32)}
+    np.testing.assert_allclose(recent_clicks(given, clicks, nonclicks).numpy(), [9, 4, 0])
+    # Absent: window * lifetime rate = 10 * 30 / 50 = 6; 4 * 3 / 4 = 3; 0.
+    np.testing.assert_allclose(recent_clicks({}, clicks, nonclicks).numpy(), [6, 3, 0])
 
 
 def test_wide_logit_is_the_bias_plus_the_weighted_statistics():
@@ -39,14 +57,16 @@ def test_wide_logit_is_the_bias_plus_the_weighted_statistics():
         F.MODEL_NONCLICK_HISTORY: np.array([[3, 0], [0, 0]]),
         F.MODEL_CLICK_COUNT: np.array([7.0, 0.0], np.float32),
         F.MODEL_NONCLICK_COUNT: np.array([1.0, 0.0], np.float32),
+        F.MODEL_RECENT_CLICK_COUNT: np.array([6.0, 0.0], np.float32),
     }
     candidates = np.array([[1, 4], [5, 0]])
     np.testing.assert_array_equal(layer(candidates, features).numpy(), 0)  # zero-initialised
     bias = np.array([0.0, 0.3, -0.2, 0.1, 0.5, -0.4], np.float32)
-    w, b = np.array([[0.2], [-0.1], [0.7]], np.float32), np.array([0.05], np.float32)
+    w, b = np.array([[0.2], [-0.1], [0.7], [0.4]], np.float32), np.array([0.05], np.float32)
     layer.bias.set_weights([bias[:, None]])
     layer.statistics.set_weights([w, b])
-    stats = np.array([[np.log(8), np.log(2), np.log(4)], [0, 0, 0]])
+    # Row 0: c = 7, n = 1, r = 6 of a window of 8 -> log(7 / 3).
+    stats = np.array([[np.log(8), np.log(2), np.log(4), np.log(7 / 3)], [0, 0, 0, 0]])
     user = stats @ w[:, 0] + b[0]  # [2]
     np.testing.assert_allclose(
         layer(candidates, features).numpy(), bias[candidates] + user[:, None], rtol=1e-5

@@ -35,6 +35,7 @@ COUNT_SPEC = {
     **RAW_SPEC,
     F.CLICK_COUNT: tf.io.VarLenFeature(tf.int64),
     F.NONCLICK_COUNT: tf.io.VarLenFeature(tf.int64),
+    F.RECENT_CLICK_COUNT: tf.io.VarLenFeature(tf.int64),
 }
 
 
@@ -74,13 +75,17 @@ CFG = {"max_history": 3, "frequency_threshold": 1, "num_oov_buckets": 1, "num_us
 
 def test_counts_are_the_uncut_counts_never_below_the_history_lengths():
     rows = [
-        {**ROWS[0], F.CLICK_COUNT: [7], F.NONCLICK_COUNT: [2]},  # more clicks than max_history
-        {**ROWS[1], F.CLICK_COUNT: [], F.NONCLICK_COUNT: []},  # counts omitted: the lengths
-        {**ROWS[2], F.CLICK_COUNT: [1], F.NONCLICK_COUNT: [0]},  # below the lengths: the lengths
+        # More clicks than max_history; 5 of the latest 10 were clicks (window min(10, 9) = 9).
+        {**ROWS[0], F.CLICK_COUNT: [7], F.NONCLICK_COUNT: [2], F.RECENT_CLICK_COUNT: [5]},
+        # Counts omitted: the lengths, and the recent count at the lifetime rate (0 clicks).
+        {**ROWS[1], F.CLICK_COUNT: [], F.NONCLICK_COUNT: [], F.RECENT_CLICK_COUNT: []},
+        # Below the lengths: the lengths (4, 1); a recent count above the window of 5 -> 5.
+        {**ROWS[2], F.CLICK_COUNT: [1], F.NONCLICK_COUNT: [0], F.RECENT_CLICK_COUNT: [9]},
     ]
     out, _, spec = _run(CFG, rows, COUNT_SPEC)
     assert [r[F.MODEL_CLICK_COUNT] for r in out] == [7.0, 0.0, 4.0]
     assert [r[F.MODEL_NONCLICK_COUNT] for r in out] == [2.0, 1.0, 1.0]
+    assert [r[F.MODEL_RECENT_CLICK_COUNT] for r in out] == [5.0, 0.0, 5.0]
     assert spec[F.MODEL_CLICK_COUNT] == tf.io.FixedLenFeature([], tf.float32)
     assert spec[F.MODEL_NONCLICK_COUNT] == tf.io.FixedLenFeature([], tf.float32)
 
@@ -102,11 +107,15 @@ def test_without_count_features_the_history_lengths_stand_in_and_timestamp_passe
             F.MODEL_NONCLICK_HISTORY,
             F.MODEL_CLICK_COUNT,
             F.MODEL_NONCLICK_COUNT,
+            F.MODEL_RECENT_CLICK_COUNT,
             F.MODEL_TIMESTAMP,
             F.MODEL_USER,
             F.MODEL_LABEL,
         }
     )
+    # No recent count: the window's share at the lifetime rate, min(10, c + n) * c / (c + n):
+    # row 0: 3 of 3 -> 3; row 1: 0 clicks -> 0; row 2: 4 clicks, 1 non-click -> 5 * 4 / 5 = 4.
+    np.testing.assert_allclose([r[F.MODEL_RECENT_CLICK_COUNT] for r in out], [3.0, 0.0, 4.0])
 
 
 def test_unknown_setting_is_an_error():

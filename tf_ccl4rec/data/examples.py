@@ -121,7 +121,7 @@ def build_user_examples(
 
     out = []
 
-    def emit(row, split, clicks, nonclicks, num_clicks, num_nonclicks):
+    def emit(row, split, clicks, nonclicks, num_clicks, num_nonclicks, recent_clicks):
         feats = {
             F.USER_ID: enc(row.user_id),
             F.VIDEO_ID: enc(row.video_id),
@@ -131,6 +131,7 @@ def build_user_examples(
             F.NONCLICK_HISTORY: nonclicks,
             F.CLICK_COUNT: num_clicks,
             F.NONCLICK_COUNT: num_nonclicks,
+            F.RECENT_CLICK_COUNT: recent_clicks,
         }
         if row.category:
             feats[F.CATEGORY] = enc(row.category)
@@ -141,13 +142,18 @@ def build_user_examples(
         all_clicks = [enc(r.video_id) for r in train if r.click]
         all_nonclicks = [enc(r.video_id) for r in train if not r.click]
         clicks, nonclicks = _tail(all_clicks, m), _tail(all_nonclicks, m)
+        recent = sum(r.click for r in _tail(train, F.RECENT_WINDOW))
         for row, split in zip(rows, splits, strict=True):
-            emit(row, split, list(clicks), list(nonclicks), len(all_clicks), len(all_nonclicks))
+            emit(row, split, list(clicks), list(nonclicks), len(all_clicks), len(all_nonclicks),
+                 recent)  # fmt: skip
         return out
 
     # Running histories: [clicks, nonclicks] from train exposures only, and from all exposures.
     seen_train: tuple[list, list] = ([], [])
     seen_all: tuple[list, list] = ([], [])
+    # The latest RECENT_WINDOW clicks (0/1) in time order, of train exposures and of all.
+    recent_train: list = []
+    recent_all: list = []
     i = 0
     while i < n:
         j = i
@@ -156,13 +162,17 @@ def build_user_examples(
         # Exposures i..j-1 share a timestamp: emit all before appending any (strictly-before rule).
         for k in range(i, j):
             hist = seen_train if splits[k] == TRAIN else seen_all
-            emit(rows[k], splits[k], _tail(hist[0], m), _tail(hist[1], m), *map(len, hist))
+            recent = recent_train if splits[k] == TRAIN else recent_all
+            emit(rows[k], splits[k], _tail(hist[0], m), _tail(hist[1], m), *map(len, hist),
+                 sum(recent))  # fmt: skip
         for k in range(i, j):
             vid = enc(rows[k].video_id)
             slot = 0 if rows[k].click else 1
             seen_all[slot].append(vid)
+            recent_all[:] = (recent_all + [int(rows[k].click)])[-F.RECENT_WINDOW :]
             if splits[k] == TRAIN:
                 seen_train[slot].append(vid)
+                recent_train[:] = (recent_train + [int(rows[k].click)])[-F.RECENT_WINDOW :]
         i = j
     return out
 

@@ -22,7 +22,7 @@ import pandas as pd
 from tf_ccl4rec import features as F
 from tf_ccl4rec.preprocessing import VIDEO_VOCAB_NAME
 
-CACHE_VERSION = 2  # 2: timestamps and history counts in the transformed columns
+CACHE_VERSION = 3  # 2: timestamps and history counts; 3: the recent click count
 SCALAR_MODEL_FEATURES = (F.MODEL_TARGET, F.MODEL_USER, F.MODEL_LABEL)
 
 

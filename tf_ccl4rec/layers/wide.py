@@ -14,6 +14,8 @@ import tensorflow as tf
 
 from tf_ccl4rec import features as F
 
+NUM_STATISTICS = 4  # columns of `history_statistics`
+
 
 def history_counts(features) -> tuple[tf.Tensor, tf.Tensor]:
     """The user's clicks and non-clicks before the exposure, float32 [B] each.
@@ -37,13 +39,30 @@ def history_counts(features) -> tuple[tf.Tensor, tf.Tensor]:
     return out[0], out[1]
 
 
-def history_statistics(clicks: tf.Tensor, nonclicks: tf.Tensor) -> tf.Tensor:
-    """[log1p(clicks), log1p(non-clicks), log((clicks + 1) / (non-clicks + 1))], float32 [B, 3].
+def recent_clicks(features, clicks: tf.Tensor, nonclicks: tf.Tensor) -> tf.Tensor:
+    """float32 [B] clicks among the latest `F.RECENT_WINDOW` exposures (`MODEL_RECENT_CLICK_COUNT`);
+    without that input, the share of the window the lifetime rate predicts (as Transform does)."""
+    from tf_ccl4rec.preprocessing import recent_click_count
 
-    The third column is the logit of the user's click rate with one pseudo-count each way.
+    given = features.get(F.MODEL_RECENT_CLICK_COUNT)
+    if given is not None:
+        given = tf.reshape(tf.cast(given, tf.float32), tf.shape(clicks))
+    return recent_click_count(given, clicks, nonclicks)
+
+
+def history_statistics(clicks: tf.Tensor, nonclicks: tf.Tensor, recent: tf.Tensor) -> tf.Tensor:
+    """The user's click statistics, float32 [B, 4]:
+
+    [log1p(clicks), log1p(non-clicks), log((clicks + 1) / (non-clicks + 1)),
+     log((recent + 1) / (window - recent + 1))], window = min(RECENT_WINDOW, clicks + non-clicks).
+
+    The third column is the logit of the lifetime click rate, the fourth that of the rate over
+    the latest exposures, each with one pseudo-count each way.
     """
     a, b = tf.math.log1p(clicks), tf.math.log1p(nonclicks)
-    return tf.stack([a, b, a - b], axis=-1)
+    window = tf.minimum(float(F.RECENT_WINDOW), clicks + nonclicks)
+    recent_logit = tf.math.log1p(recent) - tf.math.log1p(tf.maximum(window - recent, 0.0))
+    return tf.stack([a, b, a - b, recent_logit], axis=-1)
 
 
 def count_logits(targets, labels, num_embeddings: int, prior_strength: float = 1.0):
@@ -57,7 +76,7 @@ def count_logits(targets, labels, num_embeddings: int, prior_strength: float = 1
 
     Returns:
       (float32 [num_embeddings] logit of each video's smoothed click rate, logit of the global
-      rate). With statistics weights (0, 0, 1) and bias -logit(global), the wide logit is then
+      rate). With statistics weights (0, 0, 1, 0) and bias -logit(global), the wide logit is then
       logit(r_v) + log((clicks + 1) / (non-clicks + 1)) - logit(global) ≈ the count's logit.
     """
     targets = np.asarray(targets, np.int64)
@@ -72,6 +91,35 @@ def count_logits(targets, labels, num_embeddings: int, prior_strength: float = 1
         return np.log(p) - np.log1p(-p)
 
     return logit(rate).astype(np.float32), float(logit(prior))
+
+
+def fit_statistics_weights(stats, offset, labels, ridge: float = 1e-3, iterations: int = 25):
+    """Logistic regression of the labels on the user statistics, the video logits as an offset.
+
+    Newton's method on 5 parameters (hand-written: a solver dependency for a 5x5 system is not
+    worth it): minimises mean BCE(labels, offset + stats @ w + b) + ridge/2 * |w|^2.
+
+    Args:
+      stats: float [R, NUM_STATISTICS] `history_statistics` of the training rows.
+      offset: float [R] the rest of the logit (the video's count logit).
+      labels: [R] 0/1.
+
+    Returns:
+      (float32 [NUM_STATISTICS, 1] weights, float32 [1] bias).
+    """
+    x = np.concatenate([np.asarray(stats, np.float64), np.ones((len(stats), 1))], axis=1)
+    y, offset = np.asarray(labels, np.float64), np.asarray(offset, np.float64)
+    penalty = np.diag([ridge] * (x.shape[1] - 1) + [0.0])
+    theta = np.zeros(x.shape[1])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(offset + x @ theta)))
+        gradient = x.T @ (p - y) / len(y) + penalty @ theta
+        hessian = (x * (p * (1 - p))[:, None]).T @ x / len(y) + penalty
+        step = np.linalg.solve(hessian + 1e-9 * np.eye(len(theta)), gradient)
+        theta -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return theta[:-1, None].astype(np.float32), theta[-1:].astype(np.float32)
 
 
 class WideLogit(tf.keras.layers.Layer):
@@ -118,22 +166,38 @@ class WideLogit(tf.keras.layers.Layer):
         if self.bias is not None:
             out += tf.squeeze(self.bias(tf.cast(candidates, tf.int32)), axis=-1)
         if self.statistics is not None:
-            user = tf.squeeze(self.statistics(history_statistics(*history_counts(features))), -1)
+            clicks, nonclicks = history_counts(features)
+            stats = history_statistics(
+                clicks, nonclicks, recent_clicks(features, clicks, nonclicks)
+            )
+            user = tf.squeeze(self.statistics(stats), -1)
             out += tf.reshape(user, tf.concat([tf.shape(user), tf.ones_like(tf.shape(out)[1:])], 0))
         return out
 
-    def warm_start(self, video_logits: np.ndarray, prior_logit: float) -> None:
-        """Starts at the user + video count (`count_logits`): training begins where it ends."""
+    def warm_start(
+        self, video_logits: np.ndarray, prior_logit: float, statistics_weights=None
+    ) -> None:
+        """Starts at the user + video count (`count_logits`): training begins where it ends.
+
+        Args:
+          video_logits / prior_logit: `count_logits`.
+          statistics_weights: Optional (kernel, bias) of the statistics term
+            (`fit_statistics_weights`) instead of the count's (0, 0, 1, 0) and -prior_logit.
+        """
         if self.bias is not None:
             if not self.bias.built:
                 self.bias.build(None)
             self.bias.embeddings.assign(np.asarray(video_logits, np.float32)[:, None])
         if self.statistics is not None:
             if not self.statistics.built:
-                self.statistics.build((None, 3))
-            self.statistics.kernel.assign(np.array([[0.0], [0.0], [1.0]], np.float32))
+                self.statistics.build((None, NUM_STATISTICS))
+            # Only the lifetime rate's logit: the count's solution (the rest is learned).
+            self.statistics.kernel.assign(np.array([[0.0], [0.0], [1.0], [0.0]], np.float32))
             offset = 0.0 if self.bias is None else -prior_logit
             self.statistics.bias.assign(np.array([offset], np.float32))
+            if statistics_weights is not None:
+                self.statistics.kernel.assign(statistics_weights[0])
+                self.statistics.bias.assign(statistics_weights[1])
 
     def bias_l2(self, candidates: tf.Tensor) -> tf.Tensor:
         """L2 of the looked-up biases (per batch, as for the video embeddings)."""
