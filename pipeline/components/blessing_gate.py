@@ -21,6 +21,8 @@ from tfx.components.evaluator import constants
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils, path_utils
 
+from serving import layout
+
 ModelBlessing = tfx.types.standard_artifacts.ModelBlessing
 FINGERPRINT = "fingerprint.pb"  # written by tf.saved_model.save: hashes of graph and weights
 ALREADY_SERVING_KEY = "already_serving"
@@ -38,12 +40,16 @@ def _read(path: str) -> bytes | None:
 
 
 def newest_version_dir(push_base: str) -> str | None:
-    """The highest integer-named version directory under `push_base` (what `latest` serves)."""
+    """The newest complete version directory under `push_base` (what `latest:1` serves), by the
+    servers' rules (`serving.layout`: canonical integer names holding a saved_model.pb)."""
     if not push_base or not fileio.isdir(push_base):
         return None
-    versions = [n.rstrip("/") for n in fileio.listdir(push_base)]
-    versions = [int(n) for n in versions if n.isdigit()]
-    return os.path.join(push_base, str(max(versions))) if versions else None
+    versions = [layout.parse_version(n.rstrip("/")) for n in fileio.listdir(push_base)]
+    for version in sorted((v for v in versions if v is not None), reverse=True):
+        path = os.path.join(push_base, str(version))
+        if fileio.exists(os.path.join(path, layout.SAVED_MODEL_FILE)):
+            return path
+    return None
 
 
 def serving_version_of(model, push_base: str) -> str | None:

@@ -28,7 +28,9 @@ def test_the_newest_version_with_the_same_fingerprint_is_already_serving(model, 
     base = str(tmp_path / "serving" / "ccl4rec")
     assert gate.serving_version_of(model, base) is None  # nothing pushed yet
     _saved_model(os.path.join(base, "1700000000"), b"mine")
-    os.makedirs(os.path.join(base, "not-a-version"))  # ignored, as TF Serving ignores it
+    for name in ("not-a-version", "²", "0099999999999"):  # not versions to the servers either
+        _saved_model(os.path.join(base, name), b"other")
+    os.makedirs(os.path.join(base, "1800000000"))  # a version with no saved_model.pb: incomplete
     assert gate.serving_version_of(model, base) == os.path.join(base, "1700000000")
     # A newer, different model serves now: pushing this one again is a real change.
     _saved_model(os.path.join(base, "1700000100"), b"other")
