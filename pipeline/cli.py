@@ -9,6 +9,10 @@ from pipeline.configs import RUNNERS, PipelineConfig
 from tf_ccl4rec.config import PRESETS
 from tf_ccl4rec.model_registry import MODEL_TYPES
 
+# `ccl4rec pipeline run` exit codes besides 0 (pushed, or this model is already serving).
+EXIT_NOT_BLESSED = 3
+EXIT_ROOT_IN_USE = 4  # another run holds the pipeline root; nothing ran
+
 
 def _key_value(text: str):
     if "=" not in text:
@@ -170,16 +174,20 @@ def run(args) -> int:
         return 0
 
     from pipeline import local_runner
+    from pipeline.root_lock import PipelineRootLocked
 
     print(f"pipeline: data {config.data_root} -> root {config.pipeline_root}", flush=True)
     print(f"pipeline: Beam {' '.join(config.beam_pipeline_args())}", flush=True)
     start = time.time()
     try:
         summary = local_runner.run(config)
+    except PipelineRootLocked as err:  # nothing ran: no traceback to read
+        print(f"pipeline: REFUSED: {err}", file=sys.stderr, flush=True)
+        return EXIT_ROOT_IN_USE
     except Exception as err:  # one readable line on top of the traceback in the log
         print(f"pipeline: FAILED: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
         raise
     print(f"pipeline: finished in {time.time() - start:.0f} s", flush=True)
     for line in summary.lines():
         print(f"  {line}", flush=True)
-    return 0 if summary.pushed else 3
+    return 0 if summary.pushed or summary.already_serving else EXIT_NOT_BLESSED

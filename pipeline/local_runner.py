@@ -1,7 +1,8 @@
 """Runs the pipeline here: LocalDagRunner, SQLite MLMD, Beam DirectRunner (or another Beam runner).
 
 Prints one progress line per component (with wall time) and returns a summary read back from MLMD:
-the pushed version, the evaluation's key metrics, and whether the model was blessed.
+the pushed version (or the version already serving this model), the evaluation's key metrics, and
+whether the model was blessed. One run per pipeline root at a time (`pipeline.root_lock`).
 """
 
 import contextlib
@@ -14,6 +15,8 @@ import time
 from tfx import v1 as tfx
 
 from pipeline import pipeline as ccl4rec_pipeline
+from pipeline import root_lock
+from pipeline.components.blessing_gate import ALREADY_SERVING_KEY
 from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig
 from pipeline.pipeline import EVALUATOR_ID, GATE_ID
 from tf_ccl4rec import mlmd
@@ -165,9 +168,24 @@ class RunSummary:
     models_config: str | None = None
     count_metrics: dict = dataclasses.field(default_factory=dict)
     beats_count: bool | None = None
+    # The version that already serves this very model (a rerun with unchanged inputs).
+    already_serving: str | None = None
+    # The blessing names a version that is no longer there (a cached gate; the version was deleted).
+    already_serving_gone: str | None = None
 
     def lines(self) -> list:
-        out = [f"blessed: {self.blessed}", f"pushed: {self.pushed_path or 'no (not blessed)'}"]
+        if self.pushed_path:
+            pushed = self.pushed_path
+        elif self.already_serving:
+            pushed = f"nothing new: this model is already serving as {self.already_serving}"
+        elif self.already_serving_gone:
+            pushed = (
+                f"no: the cached blessing says this model serves as {self.already_serving_gone}, "
+                "which no longer exists; rerun with --no-cache to push it again"
+            )
+        else:
+            pushed = "no (not blessed)"
+        out = [f"blessed: {self.blessed}", f"pushed: {pushed}"]
         if "auc" in self.metrics and "auc" in self.count_metrics:
             gain = self.metrics["auc"] - self.count_metrics["auc"]
             out.append(
@@ -223,8 +241,17 @@ def summarize(config: PipelineConfig, timings=None, log_file="") -> RunSummary:
         mlmd.artifact_path(evaluation.uri, config.pipeline_root) if evaluation else None
     )
     metrics, count_metrics = overall_metrics(evaluation_uri) if evaluation_uri else ({}, {})
+    serving = mlmd.custom_property(blessing, ALREADY_SERVING_KEY) or None
+    serving_exists = bool(serving) and os.path.isdir(
+        mlmd.artifact_path(serving, config.pipeline_root)
+    )
     return RunSummary(
-        blessed=None if blessing is None else bool(mlmd.custom_property(blessing, "blessed")),
+        # A model already serving passed both verdicts; the gate withheld only the push.
+        blessed=None
+        if blessing is None
+        else bool(mlmd.custom_property(blessing, "blessed")) or bool(serving),
+        already_serving=serving if serving_exists else None,
+        already_serving_gone=serving if serving and not serving_exists else None,
         pushed=is_pushed,
         pushed_path=mlmd.custom_property(pushed, "pushed_destination") if is_pushed else None,
         evaluation_uri=evaluation_uri,
@@ -248,7 +275,15 @@ def run(config: PipelineConfig, echo=print) -> RunSummary:
     """Runs the whole pipeline with LocalDagRunner and returns its summary.
 
     TFX's own INFO logs go to <pipeline_root>/logs/run-<time>.log; the console gets progress lines.
+
+    Raises:
+      root_lock.PipelineRootLocked: another run holds `config.pipeline_root` (nothing ran).
     """
+    with root_lock.hold(config.pipeline_root):
+        return _run_locked(config, echo)
+
+
+def _run_locked(config: PipelineConfig, echo) -> RunSummary:
     os.makedirs(os.path.join(config.pipeline_root, "logs"), exist_ok=True)
     log_file = os.path.join(
         config.pipeline_root, "logs", f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
@@ -259,7 +294,7 @@ def run(config: PipelineConfig, echo=print) -> RunSummary:
     with _logs_to_file(log_file), watcher:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     summary = summarize(config, progress.timings, log_file)
-    if summary.pushed:
+    if summary.pushed or summary.already_serving:
         from serving.model_config import write_push_config
 
         # <serving_base>/models.config: what tensorflow_model_server / `ccl4rec serve` load.

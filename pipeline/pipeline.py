@@ -8,7 +8,8 @@ CCL4RecExampleGen ─► StatisticsGen ─► ExampleValidator ─► AnomalyGat
         │                          ├──► Evaluator ◄─┘  (full TFMA report; candidate vs the count)
         ├──────────────────────────┼──► evaluator_vs_last_blessed ◄─ Resolver(latest blessed)
         │                          ▼                 ▼
-        │                       BlessingGate (blessed = beats the count AND holds up)
+        │                       BlessingGate (blessed = beats the count AND holds up
+        │                                     AND is not already the newest pushed version)
         └─────────────────────────────────────────►  ▼
                                                    Pusher ─► <serving_base>/ccl4rec/<version>/
 """
@@ -96,18 +97,18 @@ def create_components(config: PipelineConfig) -> list:
         baseline_model=model_resolver.outputs["model"],
         eval_config=make_gate_config(config.auc_floor, -config.max_auc_drop),
     ).with_id("evaluator_vs_last_blessed")
+    push_base = os.path.join(config.serving_base, SERVING_MODEL_NAME)
     gate = BlessingGate(
         model=trainer.outputs["model"],
         vs_count=evaluator.outputs["blessing"],
         vs_last_blessed=evaluator_vs_last.outputs["blessing"],
+        push_base=push_base,  # a model already served there is not blessed again
     ).with_id(GATE_ID)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=gate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=os.path.join(config.serving_base, SERVING_MODEL_NAME)
-            )
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=push_base)
         ),
     )
     return [

@@ -15,17 +15,21 @@ deferred heap trim has run. Usage (from the repository root)::
 
     PYTHONPATH=. python scripts/serve_soak.py [--model-base-path PUSH] [--max-history 1000] ...
 
-Measured 2026-11-30 on the dev machine (2 cores shared with other jobs), default limits, the test
-export of ``build_serving_model`` (about 30 videos), largest requests: predict 391 users x 1000 + 1000
-history ids + 255 candidates (3.94 MiB), recommend 391 x (1000 + 1000), k 8 (3.50 MiB)::
+Measured 2026-12-01 on the dev machine (2 cores shared with other jobs: latencies are not
+comparable between runs), default limits, the test export of ``build_serving_model`` (about 30
+videos), largest requests: predict 391 users x 1000 + 1000 history ids + 255 candidates
+(3.94 MiB), recommend 391 x (1000 + 1000), k 8 (3.50 MiB); all 20 OK, all 4 oversize
+RESOURCE_EXHAUSTED. Server RSS in MiB::
 
-    20 large requests at concurrency 4: all OK; 4 oversize (16 MB): all RESOURCE_EXHAUSTED
-    server RSS  started 712.7  before 721.9  after 1 753.3  after 20 798.4  after 16 MB x 4 827.4 MiB
-    growth before -> after 20: +10.6 %; after 1 -> after 20: +6.0 %
+                                          started  before  after 1  after 20  growth
+    before (6faeb13, oneDNN's pool)         618.6   619.6    679.1     702.6  +13.4 %
+    now (TF's plain CPU allocator)          618.1   618.7    617.3     616.6   -0.4 %
+    now, TF_ENABLE_ONEDNN_OPTS=1 forced     620.2   629.8    690.9     733.6  +16.5 %
 
+(An earlier run of the old code gave +10.6 %.) The growth was TensorFlow's oneDNN allocator
+(``MklCPUAllocator``, a BFC pool that never returns pages); ``serving.memory`` explains the fix.
 Before the limits, the issue measured 692 MB -> 2.7 GB after one 16 MB request and 5.1 GB kept
-after four concurrent 55 MB requests. Without the in-flight budget and the heap trim (limits
-only), the same run here went 713 -> 1309 MiB (+84 %).
+after four concurrent 55 MB requests.
 """
 
 from __future__ import annotations

@@ -7,6 +7,12 @@ used at their peak, so RSS grew with every burst of concurrent large requests. W
 requests whose message sizes add up to more than ``--max-inflight-bytes`` wait their turn (in
 arrival order), so the peak is that of the budget, not of the thread pool. After a large request
 the C heap's free pages go back to the system (glibc ``malloc_trim``).
+
+TensorFlow's oneDNN build (on by default on x86 Linux) allocates tensor memory through its own
+pool (``MklCPUAllocator``, a BFC allocator), which keeps every page it ever used: the server's
+RSS rose by the peak of each new size of request and never came back, whatever was trimmed.
+The server therefore runs with ``TF_ENABLE_ONEDNN_OPTS=0`` (TF's plain CPU allocator, i.e.
+malloc/free, which the trim and the mmap threshold below act on), set before TF loads.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import collections
 import contextlib
 import ctypes
 import ctypes.util
+import os
+import sys
 import threading
 import time
 
@@ -28,6 +36,30 @@ TRIM_AFTER_BYTES = 1024 * 1024  # requests at least this large trim the heap whe
 TRIM_DELAY_S = 0.2  # after the request: gRPC frees the request and response messages first
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 MMAP_THRESHOLD = 1024 * 1024
+
+
+# Read by TF when it loads; an explicit value in the environment wins.
+SERVER_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def use_plain_cpu_allocator() -> bool:
+    """Sets ``SERVER_ENV`` for this process if TensorFlow is not loaded yet; True if it could.
+
+    The serving entry points (``ccl4rec serve``, ``python -m serving.server``) call it before
+    they import TensorFlow; ``onednn_pool_active`` tells the server whether it took effect.
+    """
+    if "tensorflow" in sys.modules:
+        return False
+    for key, value in SERVER_ENV.items():
+        os.environ.setdefault(key, value)
+    return True
+
+
+def onednn_pool_active() -> bool:
+    """Whether this process's TensorFlow allocates through oneDNN's pool (RSS keeps its peak)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def _libc():

@@ -31,13 +31,17 @@ from tf_ccl4rec._env import ensure_legacy_keras
 
 ensure_legacy_keras()
 
+from serving import memory  # noqa: E402 (no TensorFlow: it must set the allocator first)
+
+memory.use_plain_cpu_allocator()
+
 import grpc  # noqa: E402
 from tensorflow_serving.apis import (  # noqa: E402
     model_service_pb2_grpc,
     prediction_service_pb2_grpc,
 )
 
-from serving import layout, memory  # noqa: E402
+from serving import layout  # noqa: E402
 from serving import limits as limits_mod  # noqa: E402
 from serving import model_config as mc  # noqa: E402
 from serving.errors import ServingError  # noqa: E402
@@ -144,6 +148,12 @@ class ModelServer:
             "model %s at %s, policy %s, labels %s", m.model_name, m.model_path, m.policy, m.labels
         )
         memory.fix_mmap_threshold()
+        if memory.onednn_pool_active():
+            log.warning(
+                "TensorFlow allocates through oneDNN's memory pool (TF_ENABLE_ONEDNN_OPTS is "
+                "not 0, or TF was loaded before serving.server): RSS will keep the peak of the "
+                "largest concurrent requests (docs/serving.md, Request limits)"
+            )
         m.start()
         if not m.serving_versions:
             log.warning("no servable version of %s in %s yet; polling", m.model_name, m.model_path)

@@ -20,7 +20,7 @@ from tf_ccl4rec import serving_contract as sig
 from tf_ccl4rec.preprocessing import VIDEO_VOCAB_NAME
 from tf_ccl4rec.serving_contract import PREDICT, RECOMMEND, SERVING_DEFAULT, USER_EMBEDDING
 
-# Candidates scored per step of `recommend`: bounds memory at B * chunk * N for any catalogue size.
+# Candidates scored per step of `recommend`: bounds its memory at B * chunk for any catalogue size.
 RECOMMEND_CHUNK = 4096
 
 
@@ -174,7 +174,13 @@ class ServingModule(tf.Module):
         k = tf.minimum(tf.cast(k, tf.int64), vocab)
         k32 = tf.cast(k, tf.int32)
         # Raw clicked ids beyond the model's max_history cut must be excluded too: compare indices.
+        # Sorted per user (a 0 = padding column keeps an empty history searchable), so each chunk
+        # finds its clicked candidates by binary search in [B, chunk] memory, not [B, chunk, N].
         all_clicked = self._video_indices(click_history)
+        all_clicked = tf.sort(
+            tf.concat([tf.zeros([batch, 1], tf.int64), all_clicked], axis=1), axis=1
+        )
+        width = tf.shape(all_clicked, out_type=tf.int64)[1]
         best_scores = tf.fill([batch, k32], -float("inf"))
         best_index = tf.zeros([batch, k32], tf.int64)
 
@@ -183,7 +189,8 @@ class ServingModule(tf.Module):
             chunk = tf.range(start, end, dtype=tf.int64)
             candidates = tf.tile(chunk[None, :], [batch, 1])
             scores = self.model.score_candidates(history, candidates)
-            seen = tf.reduce_any(tf.equal(candidates[:, :, None], all_clicked[:, None, :]), axis=-1)
+            at = tf.minimum(tf.searchsorted(all_clicked, candidates, out_type=tf.int64), width - 1)
+            seen = tf.equal(tf.gather(all_clicked, at, batch_dims=1), candidates)
             scores = tf.where(seen, -float("inf"), scores)
             merged_scores = tf.concat([best_scores, scores], axis=1)
             merged_index = tf.concat([best_index, candidates], axis=1)

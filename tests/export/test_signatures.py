@@ -97,6 +97,46 @@ def test_recommend_returns_k_distinct_unseen_ids_sorted_by_score(exported):
     assert scores[0][0] == pytest.approx(max(unseen), abs=1e-6)
 
 
+def test_recommend_in_small_chunks_excludes_every_clicked_id_like_a_full_ranking(
+    exported, tmp_path, monkeypatch
+):
+    """Exclusion across chunk borders, past the model's window, with repeats, OOV ids and padding.
+
+    Exported with a 4-video chunk so the ~30-video catalogue takes several steps; the answer must
+    be the top k of `predict`'s probabilities over the whole catalogue minus every clicked id.
+    """
+    from tf_ccl4rec import export
+
+    _, model, tft_output, vocab, _ = exported
+    monkeypatch.setattr(export, "RECOMMEND_CHUNK", 4)
+    loaded = tf.saved_model.load(
+        export.export_serving_model(model, tft_output, str(tmp_path / "m"))
+    )
+    window = model.config.max_history
+    histories = [
+        vocab[: window + 3] + [vocab[0], "never-seen-id"],  # beyond the window, a repeat, OOV
+        [vocab[3], vocab[4], vocab[-1]],  # ids on both sides of chunk borders, the last one
+        [],
+    ]
+    k = len(vocab) - len(set(histories[0]) & set(vocab))  # every unseen video of user 0
+    out = loaded.signatures["recommend"](
+        click_history=_pad(histories), nonclick_history=_pad([[], [], []]), k=tf.constant(k)
+    )
+    probs = loaded.signatures["predict"](
+        click_history=_pad(histories),
+        nonclick_history=_pad([[], [], []]),
+        candidates=tf.constant([vocab] * 3),
+    )["probabilities"].numpy()
+    for user, history in enumerate(histories):
+        unseen = sorted(
+            ((p, v) for v, p in zip(vocab, probs[user], strict=True) if v not in history),
+            key=lambda pv: -pv[0],
+        )[:k]
+        ids = out["video_ids"].numpy().astype(str)[user]
+        assert set(ids) == {v for _, v in unseen}, user
+        np.testing.assert_allclose(out["scores"].numpy()[user], [p for p, _ in unseen], atol=1e-5)
+
+
 def test_recommend_k_larger_than_catalogue_pads_with_empty_ids(exported):
     loaded, _, _, vocab, _ = exported
     out = loaded.signatures["recommend"](

@@ -137,19 +137,24 @@ def test_tfma_metrics_for_every_slice_and_a_validation_result(first_run):
     assert summary.metrics["auc"] == pytest.approx(by_slice[()]["auc"]["doubleValue"])
 
 
-def test_rerun_uses_cache_and_auc_floor_blocks_the_push(first_run):
-    config, _, _ = first_run
+def test_rerun_uses_cache_pushes_nothing_new_and_auc_floor_blocks_the_push(first_run):
+    config, first, _ = first_run
     before = _versions(config)
-    # Same inputs: data and training components come from the cache.
+    # Same inputs: data and training components come from the cache, and the model they give
+    # back is the one already serving: nothing new is pushed, and that is a success.
     summary = local_runner.run(config, echo=lambda *a, **k: None)
     for name in ("CCL4RecExampleGen", "StatisticsGen", "Transform", "Trainer"):
         assert summary.timings[name][1], f"{name} was not cached"
+    assert _versions(config) == before
+    assert summary.blessed is True and not summary.pushed
+    assert summary.already_serving.rstrip("/") == first.pushed_path.rstrip("/")
+    assert any("already serving" in line for line in summary.lines())
     # Same model, impossible floor: evaluated again, not blessed, nothing new pushed.
     strict = _config(config.data_root, config.pipeline_root, auc_floor=0.999)
     summary = local_runner.run(strict, echo=lambda *a, **k: None)
     assert summary.timings["Trainer"][1]
-    assert summary.blessed is False and not summary.pushed
-    assert len(_versions(config)) == len(before) + 1  # only the blessed rerun pushed
+    assert summary.blessed is False and not summary.pushed and not summary.already_serving
+    assert _versions(config) == before
 
 
 def test_a_model_that_does_not_beat_the_count_is_not_pushed(first_run):
