@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from tf_ccl4rec.experiments import tables
+from tf_ccl4rec.experiments.runs import CONTRASTIVE
 from tf_ccl4rec.experiments.study import (
     StudyContext,
     metric_cells,
@@ -14,13 +15,14 @@ from tf_ccl4rec.experiments.study import (
 )
 
 NO_COC = {"use_ccl_pos": False, "use_ccl_neg": False}
+FULL = CONTRASTIVE  # the default preset has them off
 # The paper's Table 5 removes the objectives progressively; the last row also drops the augmented
 # cross-entropy, leaving L_ce alone (no augmentation at all).
 VARIANTS = [
-    ("CCL4Rec (full)", "ccl4rec", {}),
-    ("−L_ccl⁺/⁻", "ccl4rec", NO_COC),
-    ("−L_ccl⁺/⁻ −L_ccl", "ccl4rec", {**NO_COC, "use_ccl": False}),
-    ("−L_ccl⁺/⁻ −L_ccl −L_cui", "ccl4rec", {**NO_COC, "use_ccl": False, "use_cui": False}),
+    ("CCL4Rec (full)", "ccl4rec", FULL),
+    ("−L_ccl⁺/⁻", "ccl4rec", {**FULL, **NO_COC}),
+    ("−L_ccl⁺/⁻ −L_ccl", "ccl4rec", {**FULL, **NO_COC, "use_ccl": False}),
+    ("−L_ccl⁺/⁻ −L_ccl −L_cui", "ccl4rec", {**FULL, **NO_COC, "use_ccl": False, "use_cui": False}),
     (
         "−all contrast (L_ce only)",
         "ccl4rec",

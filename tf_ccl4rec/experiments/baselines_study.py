@@ -14,7 +14,7 @@ from tf_ccl4rec.experiments.study import (
 )
 from tf_ccl4rec.model_registry import MODEL_TYPES
 
-NAMES = {"ccl4rec": "CCL4Rec (full)", "bpr": "BPR", "lstm": "LSTM", "cnn": "CNN", "ncf": "NCF",
+NAMES = {"ccl4rec": "CCL4Rec (default)", "bpr": "BPR", "lstm": "LSTM", "cnn": "CNN", "ncf": "NCF",
          "atrank": "ATRank-style", "popularity": "count: video click rate",
          "user_item_rate": "count: user + video click rate"}  # fmt: skip
 VARIANTS = [(NAMES[m], m, {}) for m in MODEL_TYPES]

@@ -21,6 +21,7 @@ from tf_ccl4rec import augmentation as aug
 from tf_ccl4rec import features as F
 from tf_ccl4rec import losses
 from tf_ccl4rec.experiments import tables
+from tf_ccl4rec.experiments.runs import CONTRASTIVE
 from tf_ccl4rec.experiments.study import StudyContext
 
 FULL = "CCL4Rec (full)"
@@ -28,12 +29,12 @@ FULL = "CCL4Rec (full)"
 # no L_ccl⁺/⁻ and a fixed margin (δl = δu); no L_cui and no augmented cross-entropy either.
 BASELINE = "contrastive baseline (L_ce + L_ccl, fixed margin)"
 VARIANTS = [
-    (FULL, "ccl4rec", {}),
+    (FULL, "ccl4rec", CONTRASTIVE),
     (
         BASELINE,
         "ccl4rec",
-        {"use_ccl_pos": False, "use_ccl_neg": False, "use_cui": False, "use_ce_pos": False,
-         "margin_lower": 1.0, "margin_upper": 1.0},
+        {"use_ccl": True, "use_ccl_pos": False, "use_ccl_neg": False, "use_cui": False,
+         "use_ce_pos": False, "margin_lower": 1.0, "margin_upper": 1.0},
     ),
 ]  # fmt: skip
 USERS_IN_FIGURE = 3

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 
 from tf_ccl4rec.experiments import tables
+from tf_ccl4rec.experiments.runs import CONTRASTIVE
 from tf_ccl4rec.experiments.study import StudyContext, metric_cells, metric_header, summaries
 
 COUNTS = (2, 3, 4, 5)
-VARIANTS = [(f"Np = Nn = {n}", "ccl4rec", {"num_positives": n, "num_negatives": n}) for n in COUNTS]
+VARIANTS = [
+    (f"Np = Nn = {n}", "ccl4rec", {**CONTRASTIVE, "num_positives": n, "num_negatives": n})
+    for n in COUNTS
+]
 
 
 def run(ctx: StudyContext) -> dict:

@@ -36,6 +36,9 @@ from tf_ccl4rec.training_settings import TrainerSettings
 
 # The "full" model of every study: the default preset (README "Model settings").
 FULL_PRESET = "default"
+# The default preset trains L_ce + L_cui only; the studies of the contrastive machinery (Table 5,
+# the strategies, the Np sweep, the case study) switch it back on: all of Eq 16 but L_ce⁻.
+CONTRASTIVE = {"use_ccl": True, "use_ccl_pos": True, "use_ccl_neg": True, "use_ce_pos": True}
 TRAINER = TrainerSettings()  # epochs, validation share, patience: the Trainer's defaults
 PREDICT_BATCH = 1024
 INFERENCE_BATCH = 32  # Table 3's "one batch"

@@ -8,9 +8,10 @@ import numpy as np
 
 from tf_ccl4rec.config import STRATEGIES
 from tf_ccl4rec.experiments import tables
+from tf_ccl4rec.experiments.runs import CONTRASTIVE
 from tf_ccl4rec.experiments.study import StudyContext, summaries
 
-VARIANTS = [(s, "ccl4rec", {"strategy": s}) for s in STRATEGIES]
+VARIANTS = [(s, "ccl4rec", {**CONTRASTIVE, "strategy": s}) for s in STRATEGIES]
 
 
 def curve_jitter(values) -> float:

@@ -1,10 +1,12 @@
-"""The wide logit: a per-video click bias and the user's history click statistics.
+"""The wide logit: a per-video click bias and the user's click statistics (lifetime and recent).
 
 Not in the paper (see the NOTE in `tf_ccl4rec/config.py`). Eq 13 sees the history only through
 attention-pooled vectors, which are averages: how often this user clicks, and how often this video
 is clicked, are not recoverable from them. On real exposure logs those two counts alone rank well
 (MovieLens: AUC 0.77), so the model gets them as an additive logit, like the wide part of
-Wide & Deep; the deep part (Eq 1-13) models what the counts cannot.
+Wide & Deep; the deep part (Eq 1-13) models what the counts cannot. The user's click rate over
+the latest exposures (`F.RECENT_WINDOW`) adds what the lifetime rate misses: on MovieLens a user's
+later ratings are lower (train click rate 0.56, eval 0.45), which the recent rate follows.
 """
 
 from __future__ import annotations
