@@ -1,9 +1,12 @@
 """`ccl4rec bench train` / `ccl4rec bench infer`: CCL4Rec vs its CE-only ablation vs baselines.
 
 Runs every (setting, model) in its own subprocess (tf_ccl4rec.bench.workload), measures the
-machine's float32 matmul peak in the same run, prints a table, the CCL4Rec/ATRank speed ratios
-and the speed goals (the paper's Table 3 claims) judged from the measured numbers, and writes
-everything as JSON.
+machine's float32 matmul peak several times in the same run (before, between and after the model
+runs; the best sample is the denominator, so one sample taken while another job ran cannot inflate
+the percentages), prints a table, the CCL4Rec/ATRank speed ratios and the speed goals (the paper's
+Table 3 claims) judged from the measured numbers, and writes everything as JSON. The load average
+is recorded before and after; a run with the 1-minute load above the core count says that its
+figures are unreliable.
 Not a test: nothing here asserts a speed.
 """
 
@@ -23,6 +26,7 @@ FLOP_BOUND_FRACTION = 0.30
 TRAIN_SPEEDUP = 10.0
 INFER_SPEEDUP = 20.0
 PAPER_PARAMETERS = 758_341
+PEAK_SAMPLES = 3  # before, between and after the model runs
 
 
 def add_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
@@ -36,11 +40,21 @@ def add_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
     parser.add_argument(
         "--peak-size", type=int, default=2048, help="matrix size of the matmul-peak loop"
     )
+    parser.add_argument(
+        "--peak-samples",
+        type=int,
+        default=PEAK_SAMPLES,
+        help="matmul-peak measurements spread over the run (>= 2: first before, last after)",
+    )
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--markdown", help="also write the table as Markdown here (README)")
 
 
-def machine() -> dict:
+def _loadavg():
+    return os.getloadavg() if hasattr(os, "getloadavg") else None
+
+
+def machine(loadavg=_loadavg) -> dict:
     """What the numbers were measured on."""
     cpu = platform.processor() or platform.machine()
     try:
@@ -49,8 +63,27 @@ def machine() -> dict:
         cpu = names[0] if names else cpu
     except OSError:
         pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_avg_at_start": load}
+    return {"cpu": cpu, "cores": os.cpu_count(), "load_avg_at_start": loadavg()}
+
+
+def peak_positions(runs: int, samples: int) -> list[int]:
+    """Before which model run (0..runs; ``runs`` = after the last) each peak sample is taken.
+
+    Evenly spread: the first before every run, the last after all of them, the others between.
+    """
+    if samples < 2:
+        raise ValueError(f"need >= 2 peak samples (before and after), got {samples}")
+    return [round(j * runs / (samples - 1)) for j in range(samples)]
+
+
+def unreliable_loads(machine_: dict, peak_samples=()) -> list[tuple[str, float]]:
+    """(when, 1-minute load) of each recorded load above the core count: at start, at each peak
+    sample, at end."""
+    cores = machine_["cores"]
+    loads = [("start", machine_.get("load_avg_at_start"))]
+    loads += [(f"peak sample {i + 1}", p.get("load_avg")) for i, p in enumerate(peak_samples)]
+    loads.append(("end", machine_.get("load_avg_at_end")))
+    return [(when, load[0]) for when, load in loads if load and cores and load[0] > cores]
 
 
 def _parse_list(text: str, allowed, what: str) -> list[str]:
@@ -70,6 +103,9 @@ def run_benchmark(
     batch_size: int = 32,
     progress=print,
     peak_size: int = 2048,
+    peak_samples: int = PEAK_SAMPLES,
+    worker=None,
+    loadavg=_loadavg,
 ) -> dict:
     """Measures every (setting, model) and the matmul peak; returns the result dict.
 
@@ -82,36 +118,88 @@ def run_benchmark(
       batch_size: Impressions per batch.
       progress: Callable for one line per stage.
       peak_size: Matrix size of the matmul-peak loop (large enough to saturate the cores).
+      peak_samples: Peak measurements spread over the run (see `peak_positions`); the best is
+        the denominator of every "% of peak".
+      worker: ``worker(mode, **kwargs) -> dict`` running one measurement (default: a
+        subprocess, `workload.run_in_subprocess`); tests inject fakes.
+      loadavg: ``() -> (1, 5, 15-minute load)`` (default ``os.getloadavg``).
 
     Returns:
-      Dict with "machine", "matmul_peak", "results" (setting -> model -> figures), "ratios"
-      and "goals".
+      Dict with "machine" (load at start and end), "matmul_peak" (best "gflops" and every
+      sample), "results" (setting -> model -> figures), "ratios", "goals" and "unreliable"
+      (the loads above the core count).
     """
     if mode not in ("train", "infer"):
         raise ValueError(f"mode must be 'train' or 'infer', got {mode!r}")
     if steps < 1 or warmup < 0 or batch_size < 1:
         raise ValueError("need steps >= 1, warmup >= 0 and batch_size >= 1")
-    out = {"mode": mode, "machine": machine(), "batch_size": batch_size, "results": {}}
+    worker = worker or workload.run_in_subprocess
+    out = {"mode": mode, "machine": machine(loadavg), "batch_size": batch_size, "results": {}}
+    progress(
+        f"[bench {mode}] load average at start {_load_text(out['machine']['load_avg_at_start'])}"
+    )
     start = time.time()
-    progress(f"[bench {mode}] float32 matmul peak ({peak_size}^3 tf.function loop) ...")
-    out["matmul_peak"] = workload.run_in_subprocess("peak", peak_size=peak_size)
-    progress(f"[bench {mode}] matmul peak {out['matmul_peak']['gflops']:.1f} GFLOP/s")
-    for setting in settings:
-        for model in models:
-            t0 = time.time()
-            progress(f"[bench {mode}] {setting}/{model}: {warmup} warm-up + {steps} timed ...")
-            result = workload.run_in_subprocess(
-                mode, setting=setting, model=model, steps=steps, warmup=warmup,
-                batch_size=batch_size,
-            )  # fmt: skip
-            result["fraction_of_peak"] = result["achieved_gflops"] / out["matmul_peak"]["gflops"]
-            out["results"].setdefault(setting, {})[model] = result
-            progress(f"[bench {mode}] {setting}/{model}: {_headline(mode, result)} "
-                     f"({time.time() - t0:.0f} s)")  # fmt: skip
+    runs = [(setting, model) for setting in settings for model in models]
+    positions = peak_positions(len(runs), peak_samples)
+    samples = []
+
+    def sample_peak(before_run):
+        progress(f"[bench {mode}] float32 matmul peak ({peak_size}^3 tf.function loop) ...")
+        peak = worker("peak", peak_size=peak_size)
+        peak["before_run"] = before_run  # index into the model runs; len(runs) = after the last
+        peak["load_avg"] = loadavg()
+        samples.append(peak)
+        progress(f"[bench {mode}] matmul peak sample {len(samples)}/{peak_samples}: "
+                 f"{peak['gflops']:.1f} GFLOP/s")  # fmt: skip
+
+    for i, (setting, model) in enumerate(runs):
+        for _ in range(positions.count(i)):
+            sample_peak(i)
+        t0 = time.time()
+        progress(f"[bench {mode}] {setting}/{model}: {warmup} warm-up + {steps} timed ...")
+        result = worker(
+            mode, setting=setting, model=model, steps=steps, warmup=warmup,
+            batch_size=batch_size,
+        )  # fmt: skip
+        out["results"].setdefault(setting, {})[model] = result
+        progress(f"[bench {mode}] {setting}/{model}: {_headline(mode, result)} "
+                 f"({time.time() - t0:.0f} s)")  # fmt: skip
+    for _ in range(positions.count(len(runs))):
+        sample_peak(len(runs))
+    best = max(samples, key=lambda p: p["gflops"])
+    out["matmul_peak"] = {"gflops": best["gflops"], "size": peak_size, "samples": samples}
+    for cells in out["results"].values():
+        for result in cells.values():
+            result["fraction_of_peak"] = result["achieved_gflops"] / best["gflops"]
+    out["machine"]["load_avg_at_end"] = loadavg()
+    out["unreliable"] = unreliable_loads(out["machine"], samples)
+    progress(f"[bench {mode}] load average at end {_load_text(out['machine']['load_avg_at_end'])}")
     out["ratios"] = ratios(mode, out["results"])
     out["goals"] = goals(mode, out["results"], out["ratios"])
     out["wall_s"] = time.time() - start
     return out
+
+
+def _load_text(load) -> str:
+    return "unknown" if not load else ", ".join(f"{x:.2f}" for x in load)
+
+
+def _peak_text(result: dict) -> str:
+    peak = result["matmul_peak"]
+    shown = ", ".join(f"{p['gflops']:.1f}" for p in peak.get("samples", []))
+    return f"{peak['gflops']:.1f} GFLOP/s (float32; best of the samples {shown})"
+
+
+def unreliable_text(result: dict) -> str | None:
+    """The warning a loaded run prints, or None."""
+    bad = result.get("unreliable") or []
+    if not bad:
+        return None
+    loads = ", ".join(f"{load:.2f} at {when}" for when, load in bad)
+    return (
+        f"UNRELIABLE: 1-minute load average {loads} is above the {result['machine']['cores']} "
+        "cores; other jobs shared the CPU, so the times and the % of peak figures are unreliable"
+    )
 
 
 def _headline(mode, r) -> str:
@@ -181,10 +269,14 @@ def format_report(result: dict) -> str:
     mode = result["mode"]
     m = result["machine"]
     lines = [
-        f"machine: {m['cpu']}, {m['cores']} cores, load {m['load_avg_at_start']}; "
-        f"matmul peak {result['matmul_peak']['gflops']:.1f} GFLOP/s (float32)",
+        f"machine: {m['cpu']}, {m['cores']} cores, load average at start "
+        f"{_load_text(m['load_avg_at_start'])}, at end {_load_text(m.get('load_avg_at_end'))}; "
+        f"matmul peak {_peak_text(result)}",
         f"batch {result['batch_size']}",
     ]
+    warning = unreliable_text(result)
+    if warning:
+        lines.append(warning)
     if mode == "train":
         head = (f"{'setting':8} {'model':11} {'ms/step':>9} {'impr/s':>8} {'GFLOP/step':>10} "
                 f"{'GFLOP/s':>8} {'%peak':>6} {'params emb':>11} {'non-emb':>9} {'peak MB':>8}")  # fmt: skip
@@ -231,13 +323,17 @@ def markdown_table(result: dict) -> str:
     """The measured table as Markdown, headed by the machine, load and matmul peak."""
     mode = result["mode"]
     m = result["machine"]
-    load = ", ".join(f"{x:.2f}" for x in m["load_avg_at_start"] or [])
+    samples = ", ".join(f"{p['gflops']:.1f}" for p in result["matmul_peak"].get("samples", []))
     lines = [
-        f"`ccl4rec bench {mode}`: {m['cpu']}, {m['cores']} cores, load average at start {load}; "
+        f"`ccl4rec bench {mode}`: {m['cpu']}, {m['cores']} cores, load average at start "
+        f"{_load_text(m['load_avg_at_start'])}, at end {_load_text(m.get('load_avg_at_end'))}; "
         f"float32 matmul peak measured in the same run {result['matmul_peak']['gflops']:.1f} "
-        f"GFLOP/s; batch {result['batch_size']}.",
+        f"GFLOP/s (best of the samples {samples}); batch {result['batch_size']}.",
         "",
     ]
+    warning = unreliable_text(result)
+    if warning:
+        lines[-1:-1] = ["", f"**{warning}.**"]
     if mode == "train":
         lines += [
             "| setting | model | ms/step | impressions/s | GFLOP/step | GFLOP/s | % of peak "
@@ -292,8 +388,12 @@ def run(args: argparse.Namespace, mode: str) -> int:
     except ValueError as err:
         print(f"ccl4rec bench {mode}: {err}", file=sys.stderr)
         return 2
+    if args.peak_samples < 2:
+        print(f"ccl4rec bench {mode}: --peak-samples must be >= 2", file=sys.stderr)
+        return 2
     result = run_benchmark(mode, models, settings, args.steps, args.warmup, args.batch_size,
-                           progress=lambda s: print(s, flush=True), peak_size=args.peak_size)  # fmt: skip
+                           progress=lambda s: print(s, flush=True), peak_size=args.peak_size,
+                           peak_samples=args.peak_samples)  # fmt: skip
     _check_finite(result)
     print(format_report(result))
     if args.out:

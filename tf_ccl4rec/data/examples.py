@@ -7,11 +7,18 @@ construction.
 
 Stages::
 
-    interactions.csv -> parse (bad kinds) -> de-duplicate -> [join the feature table's valid ids]
-      -> group by user -> sort by time -> histories + split (+ user-activity bucket)
-      -> join training exposures per video (video-popularity bucket) -> serialized tf.Example
+    interactions.csv -> parse (bad kinds) -> group by user -> de-duplicate
+      -> [keep the feature table's valid ids] -> sort by time -> histories + split
+      (+ user-activity bucket) -> one pyarrow RecordBatch per user and split
+      -> + video-popularity bucket (training exposures per video) -> serialized tf.Example
+         (tfx_bsl's RecordBatchToExamples: C++, not one Python proto per row)
     video_features.npy + ids -> per-row checks (NaN/inf, width, duplicate id) -> valid ids
     all counts -> one data-quality report dict (see `quality`)
+
+Rows cross one shuffle (the group by user). The valid video ids and the popular videos' buckets
+reach the per-user steps as side inputs: one entry per valid video and per video with at least
+``POPULARITY_BUCKET_EDGES[0]`` training exposures, held in each worker's memory (about 100 bytes
+an entry: ~0.2 GB per side input for MicroVideo-1.7M's 1.7 M videos).
 
 History rule (dynamic, the default): the click / non-click history of an exposure at time t is
 the user's exposures with timestamp STRICTLY less than t (ties at t are never in each other's
@@ -25,10 +32,12 @@ Split: the log's ``split`` column when present, else per user the last
 """
 
 import dataclasses
+import io
 import math
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -37,9 +46,25 @@ from tf_ccl4rec.data import quality, raw_log
 from tf_ccl4rec.data.raw_log import EVAL, TRAIN, BadRowError, Interaction
 
 _BAD = "bad"  # tagged output of (kind, count)
+_COUNT = "count"  # tagged output of (report counter name, count)
+_TRAIN_VIDEOS = "train_videos"  # tagged output of (video id, training exposures of one user)
 _INTER = quality.INTERACTIONS
 _FEAT = quality.VIDEO_FEATURES
 _FEATURE_CHUNK_ROWS = 4096
+# One-value features of every example (category and the slice buckets are added separately).
+_SCALAR_COLUMNS = (
+    F.USER_ID, F.VIDEO_ID, F.LABEL, F.TIMESTAMP, F.CLICK_COUNT, F.NONCLICK_COUNT,
+)  # fmt: skip
+
+
+def _arrow_types():
+    ints = (F.LABEL, F.TIMESTAMP, *F.HISTORY_COUNT_FEATURES)
+    names = (*_SCALAR_COLUMNS, *F.HISTORY_FEATURES, F.CATEGORY, F.USER_ACTIVITY_BUCKET,
+             F.VIDEO_POPULARITY_BUCKET, F.USER_IN_VIDEO_BUCKET)  # fmt: skip
+    return {n: pa.large_list(pa.int64() if n in ints else pa.large_binary()) for n in names}
+
+
+_ARROW_TYPES = _arrow_types()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,38 +262,12 @@ class _ParseFn(beam.DoFn):
         self._input.inc()
         row, kind = raw_log.parse_raw_line(line, self._header)
         if kind is None:
-            yield tuple(row)  # plain tuples: deterministic coder for Count.PerElement / GBK
+            yield row[0], tuple(row)  # keyed by user; plain tuples: a deterministic coder
         elif self._strict:
             number = raw_log.find_line(self._path, line)
             raise BadRowError(kind, line, f"{self._path} line {number}")
         else:
             yield _bad(kind, False, "")
-
-
-class _DedupFn(beam.DoFn):
-    def __init__(self, strict: bool):
-        self._strict = strict
-
-    def process(self, row_and_count):
-        row, count = row_and_count
-        yield row
-        if count > 1:
-            yield _bad(raw_log.DUPLICATE_ROW, self._strict, repr(row), count - 1)
-
-
-class _KnownVideoFn(beam.DoFn):
-    def __init__(self, strict: bool):
-        self._strict = strict
-
-    def process(self, joined):
-        video_id, grouped = joined
-        rows = list(grouped["rows"])
-        if not rows:
-            return
-        if list(grouped["ok"]):
-            yield from rows
-        else:
-            yield _bad(raw_log.UNKNOWN_VIDEO, self._strict, repr(rows[0]), len(rows))
 
 
 class _ReadFeatureTableFn(beam.DoFn):
@@ -333,36 +332,119 @@ class _ReadFeatureTableFn(beam.DoFn):
             _counter(_FEAT, "kept_rows").inc(kept)
 
 
+def _examples_batch(built: list[dict], activity: bytes):
+    """Columns of one split of one user's examples as ``pyarrow.RecordBatch``es for tfx_bsl.
+
+    Rows without a category go into their own batch: a null list would encode as an empty
+    ``Feature`` (no kind) where the per-row encoder leaves the feature out.
+    """
+    parts = [[f for f in built if F.CATEGORY in f], [f for f in built if F.CATEGORY not in f]]
+    out = []
+    for part, with_category in zip(parts, (True, False), strict=True):
+        if not part:
+            continue
+        cols = {name: [[f[name]] for f in part] for name in _SCALAR_COLUMNS}
+        cols.update({name: [f[name] for f in part] for name in F.HISTORY_FEATURES})
+        cols[F.USER_ACTIVITY_BUCKET] = [[activity]] * len(part)
+        if with_category:
+            cols[F.CATEGORY] = [[f[F.CATEGORY]] for f in part]
+        out.append(
+            pa.RecordBatch.from_arrays(
+                [pa.array(v, _ARROW_TYPES[name]) for name, v in cols.items()], list(cols)
+            )
+        )
+    return out
+
+
 class _UserExamplesFn(beam.DoFn):
-    def __init__(self, options: ExampleOptions, has_split: bool):
+    """One user's rows -> de-duplicated, known-video rows -> examples, as RecordBatches per split.
+
+    De-duplication and the feature-table filter run here, after the group by user (identical
+    rows share the user), in the builder's order: a copy of a duplicated row counts as
+    duplicate_row even when its video is unknown, and the kept copy as unknown_video_id.
+    """
+
+    def __init__(self, options: ExampleOptions, has_split: bool, check_videos: bool):
         self._options = options
         self._has_split = has_split
+        self._check_videos = check_videos
         self._kept = _counter(_INTER, "kept_rows")
         self._n = {s: _counter("examples", s) for s in raw_log.SPLITS}
 
-    def process(self, user_rows):
+    def process(self, user_rows, known_videos=None):
         _, rows = user_rows
-        rows = [Interaction(*r) for r in rows]
-        self._kept.inc(len(rows))
-        built = build_user_examples(rows, self._options, self._has_split)
+        strict = self._options.strict
+        copies: dict[tuple, int] = {}
+        for r in rows:
+            copies[r] = copies.get(r, 0) + 1
+        n_dup = sum(c - 1 for c in copies.values())
+        if n_dup:
+            dup = next(r for r, c in copies.items() if c > 1)
+            yield _bad(raw_log.DUPLICATE_ROW, strict, repr(dup), n_dup)
+        unique = list(copies)
+        if self._check_videos:
+            unknown = [r for r in unique if r[1] not in known_videos]
+            if unknown:
+                yield _bad(raw_log.UNKNOWN_VIDEO, strict, repr(unknown[0]), len(unknown))
+                unique = [r for r in unique if r[1] in known_videos]
+        if not unique:
+            return
+        self._kept.inc(len(unique))
+        yield beam.pvalue.TaggedOutput(_COUNT, (f"{_INTER}.kept_rows", len(unique)))
+        built = build_user_examples([Interaction(*r) for r in unique], self._options,
+                                    self._has_split)  # fmt: skip
+        by_split = {s: [f for split, f in built if split == s] for s in raw_log.SPLITS}
         # Slice feature for the Evaluator: the user's number of training exposures.
-        n_train = sum(1 for split, _ in built if split == TRAIN)
-        activity = F.bucket_label(n_train, F.ACTIVITY_BUCKET_EDGES).encode("utf-8")
-        for split, feats in built:
-            self._n[split].inc()
-            feats[F.USER_ACTIVITY_BUCKET] = activity
-            yield beam.pvalue.TaggedOutput(split, feats)
+        activity = F.bucket_label(len(by_split[TRAIN]), F.ACTIVITY_BUCKET_EDGES).encode("utf-8")
+        train_videos: dict[bytes, int] = {}
+        for f in by_split[TRAIN]:
+            train_videos[f[F.VIDEO_ID]] = train_videos.get(f[F.VIDEO_ID], 0) + 1
+        yield from (beam.pvalue.TaggedOutput(_TRAIN_VIDEOS, kv) for kv in train_videos.items())
+        for split, part in by_split.items():
+            if part:
+                self._n[split].inc(len(part))
+                yield beam.pvalue.TaggedOutput(_COUNT, (f"examples.{split}", len(part)))
+                for batch in _examples_batch(part, activity):
+                    yield beam.pvalue.TaggedOutput(split, batch)
 
 
-def _with_popularity(joined):
-    """Adds the video-popularity slice bucket (training exposures of the video) and encodes."""
-    _, grouped = joined
-    counts = list(grouped["train_count"])
-    bucket = F.bucket_label(counts[0] if counts else 0, F.POPULARITY_BUCKET_EDGES)
-    for feats in grouped["examples"]:
-        feats[F.VIDEO_POPULARITY_BUCKET] = bucket.encode("utf-8")
-        feats[F.USER_IN_VIDEO_BUCKET] = feats[F.USER_ID] + b"|" + bucket.encode("utf-8")
-        yield encode_example(feats).SerializeToString()
+_UNPOPULAR = F.bucket_label(0, F.POPULARITY_BUCKET_EDGES)
+
+
+def _popular_bucket(video_count):
+    """(video, bucket) for videos above the lowest bucket; the others default to `_UNPOPULAR`."""
+    video, count = video_count
+    if count >= F.POPULARITY_BUCKET_EDGES[0]:
+        yield video, F.bucket_label(count, F.POPULARITY_BUCKET_EDGES).encode("utf-8")
+
+
+def _encode_batch(batch, buckets: dict):
+    """Adds the video-popularity slice buckets to a RecordBatch and encodes it (tfx_bsl, C++)."""
+    from tfx_bsl.coders import example_coder
+
+    unpopular = _UNPOPULAR.encode("utf-8")
+    videos = batch.column(batch.schema.get_field_index(F.VIDEO_ID)).flatten().to_pylist()
+    users = batch.column(batch.schema.get_field_index(F.USER_ID)).flatten().to_pylist()
+    bucket = [buckets.get(v, unpopular) for v in videos]
+    columns = {
+        F.VIDEO_POPULARITY_BUCKET: [[b] for b in bucket],
+        F.USER_IN_VIDEO_BUCKET: [[u + b"|" + b] for u, b in zip(users, bucket, strict=True)],
+    }
+    batch = pa.RecordBatch.from_arrays(
+        batch.columns + [pa.array(v, _ARROW_TYPES[name]) for name, v in columns.items()],
+        batch.schema.names + list(columns),
+    )
+    return example_coder.RecordBatchToExamples(batch)
+
+
+def _tfrecords(serialized: list[bytes]) -> bytes:
+    """A batch of records framed as TFRecords, with the framing of Beam's own TFRecord sink."""
+    from apache_beam.io.tfrecordio import _TFRecordUtil
+
+    out = io.BytesIO()
+    for record in serialized:
+        _TFRecordUtil.write_record(out, record)
+    return out.getvalue()
 
 
 # --- the PTransform ------------------------------------------------------------------------------
@@ -378,7 +460,8 @@ class BuildExamples(beam.PTransform):
     Apply to a pipeline: ``outputs = pipeline | BuildExamples(data_root, options)``.
 
     Returns (from ``expand``):
-      A dict: ``"train"`` and ``"eval"`` -> PCollection[bytes] (serialized tf.Example);
+      A dict: ``"train"`` and ``"eval"`` -> PCollection[list[bytes]] (batches of serialized
+      tf.Examples, one batch per user, split and category presence);
       ``"report"`` -> PCollection holding one report dict (see `quality.build_report`).
     """
 
@@ -397,14 +480,14 @@ class BuildExamples(beam.PTransform):
         parsed = lines | "Parse" >> beam.ParDo(
             _ParseFn(paths.interactions, self._header, opts.strict)
         ).with_outputs(_BAD, main="rows")
-        deduped = (
-            parsed.rows
-            | "CountCopies" >> beam.combiners.Count.PerElement()
-            | "Dedup" >> beam.ParDo(_DedupFn(opts.strict)).with_outputs(_BAD, main="rows")
-        )
-        bad = [parsed[_BAD], deduped[_BAD]]
-        rows = deduped.rows
-        counts = [lines | "CountInput" >> _count_as(f"{_INTER}.input_rows")]
+        bad = [parsed[_BAD]]
+        # Zeros so that every count is in the report even when nothing produces it.
+        zeros = [f"{_INTER}.kept_rows"] + [f"examples.{s}" for s in raw_log.SPLITS]
+        counts = [
+            lines | "CountInput" >> _count_as(f"{_INTER}.input_rows"),
+            pbegin | "Zeros" >> beam.Create([(name, 0) for name in zeros]),
+        ]
+        known_videos = []
         if paths.video_features is not None:
             feats = (
                 pbegin
@@ -416,17 +499,10 @@ class BuildExamples(beam.PTransform):
                     )
                 ).with_outputs(_BAD, "n_rows", main="ids")
             )
-            known = (
-                {
-                    "rows": rows | "KeyByVideo" >> beam.Map(lambda r: (r[1], r)),
-                    "ok": feats.ids | "KeyId" >> beam.Map(lambda v: (v, None)),
-                }
-                | "JoinFeatures" >> beam.CoGroupByKey()
-                | "KnownVideos"
-                >> beam.ParDo(_KnownVideoFn(opts.strict)).with_outputs(_BAD, main="rows")
-            )
-            bad.append(known[_BAD])
-            rows = known.rows
+            # A side input (one id per valid video) instead of a join by video: no shuffle of rows.
+            known_videos = [
+                beam.pvalue.AsSingleton(feats.ids | "KnownVideos" >> beam.combiners.ToSet())
+            ]
             counts += [
                 feats.n_rows | "FeatInput" >> beam.Map(lambda n: (f"{_FEAT}.input_rows", n)),
                 feats.ids | "CountFeatKept" >> _count_as(f"{_FEAT}.kept_rows"),
@@ -435,46 +511,40 @@ class BuildExamples(beam.PTransform):
                 | "SumFeatBad" >> beam.CombinePerKey(sum),
             ]
         has_split = F.RAW_SPLIT in self._header
+        check_videos = paths.video_features is not None
         per_user = (
-            rows
-            | "KeyByUser" >> beam.Map(lambda r: (r[0], r))
-            | "GroupByUser" >> beam.GroupByKey()
+            parsed.rows
+            # A list combiner rather than GroupByKey: runners lift it, so rows cross the shuffle
+            # as per-user lists built within each bundle instead of one element per row.
+            | "GroupByUser" >> beam.CombinePerKey(beam.combiners.ToListCombineFn())
             | "UserExamples"
-            >> beam.ParDo(_UserExamplesFn(opts, has_split)).with_outputs(*raw_log.SPLITS)
+            >> beam.ParDo(
+                _UserExamplesFn(opts, has_split, check_videos), *known_videos
+            ).with_outputs(_BAD, _COUNT, _TRAIN_VIDEOS, *raw_log.SPLITS)
         )
-        # Video popularity needs every user's training exposures: a join by video id.
-        train_counts = (
-            per_user[TRAIN]
-            | "TrainVideo" >> beam.Map(lambda f: f[F.VIDEO_ID])
-            | "CountTrainVideo" >> beam.combiners.Count.PerElement()
+        bad.append(per_user[_BAD])
+        # Video popularity needs every user's training exposures: a side input of the videos
+        # above the lowest bucket (a long-tail catalogue's rare videos are left out of it).
+        buckets = beam.pvalue.AsDict(
+            per_user[_TRAIN_VIDEOS]
+            | "SumTrainVideo" >> beam.CombinePerKey(sum)
+            | "PopularVideos" >> beam.FlatMap(_popular_bucket)
         )
         examples = {
-            split: (
-                {
-                    "examples": per_user[split]
-                    | f"KeyByVideo[{split}]" >> beam.Map(lambda f: (f[F.VIDEO_ID], f)),
-                    "train_count": train_counts,
-                }
-                | f"JoinPopularity[{split}]" >> beam.CoGroupByKey()
-                | f"Encode[{split}]" >> beam.FlatMap(_with_popularity)
-            )
+            split: per_user[split] | f"Encode[{split}]" >> beam.Map(_encode_batch, buckets)
             for split in raw_log.SPLITS
         }
         counts += [
-            rows | "CountKept" >> _count_as(f"{_INTER}.kept_rows"),
+            per_user[_COUNT],
             bad
             | "FlattenBad" >> beam.Flatten()
-            | "InterKind" >> beam.MapTuple(lambda k, n: (f"{_INTER}.{k}", n))
-            | "SumBad" >> beam.CombinePerKey(sum),
-        ]
-        counts += [
-            examples[s] | f"CountExamples[{s}]" >> _count_as(f"examples.{s}")
-            for s in raw_log.SPLITS
+            | "InterKind" >> beam.MapTuple(lambda k, n: (f"{_INTER}.{k}", n)),
         ]
         options = dataclasses.asdict(opts)
         report = (
             counts
             | "FlattenCounts" >> beam.Flatten()
+            | "SumCounts" >> beam.CombinePerKey(sum)
             | "ToDict" >> beam.combiners.ToDict()
             | "Report" >> beam.Map(quality.build_report, options)
         )
@@ -498,10 +568,20 @@ class WriteExamples(beam.PTransform):
         self._output_dir = output_dir
 
     def expand(self, outputs):
+        # Batches of examples are framed as TFRecords and written as raw bytes (a text sink
+        # without newlines): the same files as WriteToTFRecord's, without one sink call per row.
         for split in raw_log.SPLITS:
-            _ = outputs[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                FileSystems.join(split_dir(self._output_dir, split), "data_tfrecord"),
-                file_name_suffix=".gz",
+            _ = (
+                outputs[split]
+                | f"Frame[{split}]" >> beam.Map(_tfrecords)
+                | f"Write[{split}]"
+                >> beam.io.WriteToText(
+                    FileSystems.join(split_dir(self._output_dir, split), "data_tfrecord"),
+                    file_name_suffix=".gz",
+                    append_trailing_newlines=False,
+                    coder=beam.coders.BytesCoder(),
+                    compression_type=beam.io.filesystem.CompressionTypes.GZIP,
+                )
             )
         stem = quality.REPORT_FILE.rsplit(".", 1)[0]
         return (
