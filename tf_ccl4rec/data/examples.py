@@ -53,7 +53,7 @@ _FEAT = quality.VIDEO_FEATURES
 _FEATURE_CHUNK_ROWS = 4096
 # One-value features of every example (category and the slice buckets are added separately).
 _SCALAR_COLUMNS = (
-    F.USER_ID, F.VIDEO_ID, F.LABEL, F.TIMESTAMP, F.CLICK_COUNT, F.NONCLICK_COUNT,
+    F.USER_ID, F.VIDEO_ID, F.LABEL, F.TIMESTAMP, *F.HISTORY_COUNT_FEATURES,
 )  # fmt: skip
 
 
