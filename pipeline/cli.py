@@ -86,6 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             default=None,
             help="export the early-stopped model instead of retraining it on every training row",
         )
+        p.add_argument(
+            "--tune",
+            action="store_true",
+            help="run the TFX Tuner (KerasTuner random search) first; the Trainer takes its best",
+        )
+        p.add_argument("--tune-trials", type=int, default=None, help="trials of --tune (default 4)")
         p.add_argument("--rows-per-user", type=int, default=None, help="rows of a user per batch")
         p.add_argument("--distribution", choices=("auto", "mirrored", "default"), default=None)
         p.add_argument(
@@ -129,7 +135,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args) -> PipelineConfig:
+    if args.tune_trials is not None and not args.tune:
+        raise ValueError("--tune-trials needs --tune")
     optional = {
+        "tune_trials": args.tune_trials,
         "serving_base": args.serving_base,
         "max_history": args.max_history,
         "eval_fraction": args.eval_fraction,
@@ -160,6 +169,7 @@ def config_from_args(args) -> PipelineConfig:
         model_type=args.model_type,
         transform=dict(args.transform),
         enable_cache=not args.no_cache,
+        tune=args.tune,
         **{k: v for k, v in optional.items() if v not in (None, "")},
     )
 

@@ -10,7 +10,8 @@ from tf_ccl4rec import features as F
 from tf_ccl4rec.code_version import code_version
 from tf_ccl4rec.config import PRESET_MAX_HISTORY
 from tf_ccl4rec.mlmd import METADATA_FILE
-from tf_ccl4rec.training_settings import TrainerSettings
+from tf_ccl4rec.model_registry import COUNTING_TYPES
+from tf_ccl4rec.training_settings import TUNE_TRIALS_KEY, TrainerSettings
 
 COUNT_MODEL_TYPE = "user_item_rate"  # the model a candidate must beat to be pushed
 
@@ -53,6 +54,8 @@ class PipelineConfig:
       model_type: a key of `tf_ccl4rec.model_registry.MODEL_TYPES`.
       max_epochs / train_steps / validation_fraction / early_stopping_patience / refit /
         rows_per_user / distribution: Trainer settings (`tf_ccl4rec.training_settings.TrainerSettings`).
+      tune / tune_trials: run the TFX Tuner (KerasTuner random search, `tf_ccl4rec.tuning`) for
+        this many trials before the Trainer, which then trains with its best hyperparameters.
       top_k / ranking_protocol: cut-offs K of the per-user P/R/F1@K metrics and the protocol
         (tf_ccl4rec/metrics/ranking.py); 50 is the paper's K.
       auc_floor: the Evaluator blesses only models with AUC >= this,
@@ -85,6 +88,8 @@ class PipelineConfig:
     refit: bool = TrainerSettings.refit
     rows_per_user: int = TrainerSettings.rows_per_user
     distribution: str = TrainerSettings.distribution
+    tune: bool = False
+    tune_trials: int = 4
     top_k: tuple = (10, 50)
     ranking_protocol: str = "alpine"
     auc_floor: float = 0.55
@@ -114,6 +119,10 @@ class PipelineConfig:
         self.top_k = tuple(sorted({int(k) for k in self.top_k}))
         if not self.top_k or min(self.top_k) < 1:
             raise ValueError("top_k needs at least one K >= 1")
+        if self.tune_trials < 1:
+            raise ValueError(f"tune_trials must be >= 1, got {self.tune_trials}")
+        if self.tune and self.model_type in COUNTING_TYPES:
+            raise ValueError(f"--tune: {self.model_type} is a count, it has nothing to tune")
         if self.max_history is None:
             self.max_history = PRESET_MAX_HISTORY.get(self.preset, F.DEFAULT_MAX_HISTORY)
         self.trainer_settings()  # validates every Trainer setting now, not inside the Trainer
@@ -152,6 +161,10 @@ class PipelineConfig:
         if model_type is not None:
             settings = dataclasses.replace(settings, model_type=model_type)
         return {**settings.to_custom_config(), "code_version": code_version()}
+
+    def tuner_custom_config(self) -> dict:
+        """The Tuner's custom_config: the Trainer's settings and the number of trials."""
+        return {**self.trainer_custom_config(), TUNE_TRIALS_KEY: self.tune_trials}
 
     def count_trainer_custom_config(self) -> dict:
         """The blessing's baseline: the user + video click-rate count on the same examples."""

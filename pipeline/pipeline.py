@@ -3,6 +3,7 @@
 CCL4RecExampleGen ─► StatisticsGen ─► ExampleValidator ─► AnomalyGate
         │                 ImportSchemaGen(schemas/schema.pbtxt) ┘   │ (stops the run on anomalies)
         ├──────────────────────────────► Transform ◄───────────────┘
+        │                  (--tune: Tuner ─► best hyperparameters ─► Trainer)
         │                          ┌───────┴────────┐
         │                       Trainer        count_trainer (user + video click rate)
         │                          ├──► Evaluator ◄─┘  (full TFMA report; candidate vs the count)
@@ -26,6 +27,7 @@ from pipeline.eval_config import make_eval_config, make_gate_config
 
 PREPROCESSING_FN = "tf_ccl4rec.preprocessing.preprocessing_fn"
 RUN_FN = "tf_ccl4rec.trainer.run_fn"
+TUNER_FN = "tf_ccl4rec.tuning.tuner_fn"
 TRAINER_ID = "Trainer"
 EVALUATOR_ID = "Evaluator"  # the full evaluation: candidate vs the count (the report reads it)
 GATE_ID = "blessing_gate"
@@ -54,7 +56,20 @@ def create_components(config: PipelineConfig) -> list:
     )
     transform.add_upstream_node(anomaly_gate)
 
-    def trainer_on_transform(custom_config):
+    tuner = None
+    if config.tune:  # KerasTuner random search; the main Trainer takes its best values
+        tuner = tfx.components.Tuner(
+            tuner_fn=TUNER_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            # The Trainer's splits and settings: trials validate on the Trainer's validation split.
+            train_args=tfx.proto.TrainArgs(splits=["train"]),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            custom_config=config.tuner_custom_config(),
+        )
+
+    def trainer_on_transform(custom_config, hyperparameters=None):
         return tfx.components.Trainer(
             run_fn=RUN_FN,
             examples=transform.outputs["transformed_examples"],
@@ -65,9 +80,13 @@ def create_components(config: PipelineConfig) -> list:
             train_args=tfx.proto.TrainArgs(splits=["train"]),
             eval_args=tfx.proto.EvalArgs(splits=["eval"]),
             custom_config=custom_config,
+            hyperparameters=hyperparameters,
         )
 
-    trainer = trainer_on_transform(config.trainer_custom_config())
+    trainer = trainer_on_transform(
+        config.trainer_custom_config(),
+        tuner.outputs["best_hyperparameters"] if tuner else None,
+    )
     # The count to beat, trained on the same examples (one counting pass).
     count_trainer = trainer_on_transform(config.count_trainer_custom_config()).with_id(
         "count_trainer"
@@ -118,6 +137,7 @@ def create_components(config: PipelineConfig) -> list:
         example_validator,
         anomaly_gate,
         transform,
+        *([tuner] if tuner else []),
         trainer,
         count_trainer,
         model_resolver,

@@ -23,6 +23,7 @@ CODE_FILES = (
     "losses.py",
     "batching.py",
     "trainer.py",
+    "tuning.py",  # the Tuner's trials (its custom_config carries this hash too)
     "layers/*.py",
     "baselines/*.py",
     "metrics/*.py",

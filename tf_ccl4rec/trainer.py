@@ -344,9 +344,22 @@ def settings_from_fn_args(fn_args) -> TrainerSettings:
     return TrainerSettings.from_custom_config(fn_args.custom_config)
 
 
+def with_hyperparameters(settings: TrainerSettings, hyperparameters) -> TrainerSettings:
+    """`settings` with the Tuner's best values (`fn_args.hyperparameters`, a KerasTuner
+    HyperParameters config, or None) as model overrides: they win over the preset and --model."""
+    if not hyperparameters:
+        return settings
+    import keras_tuner
+
+    values = keras_tuner.HyperParameters.from_config(hyperparameters).values
+    print(f"trainer: the Tuner's best hyperparameters (over the preset and --model): {values}",
+          flush=True)  # fmt: skip
+    return dataclasses.replace(settings, model={**settings.model, **values})
+
+
 def train_and_export(fn_args):
     """Trains on `fn_args` (a TFX FnArgs), exports to fn_args.serving_model_dir, returns the model."""
-    settings = settings_from_fn_args(fn_args)
+    settings = with_hyperparameters(settings_from_fn_args(fn_args), fn_args.hyperparameters)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     config = model_config(settings, tft_output)
     model_type = settings.model_type

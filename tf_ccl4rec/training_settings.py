@@ -17,6 +17,7 @@ from tf_ccl4rec.config import PRESETS
 
 DISTRIBUTIONS = ("auto", "mirrored", "default")
 CUSTOM_CONFIG_KEY = "trainer_settings"  # the one key of the Trainer's custom_config
+TUNE_TRIALS_KEY = "tune_trials"  # the Tuner's custom_config: the Trainer's and this
 
 
 @dataclasses.dataclass(frozen=True)
