@@ -291,7 +291,7 @@ def train_and_evaluate(
     model = fit.model
     fit_seconds = max(time.perf_counter() - t_fit - recorder.eval_seconds, 1e-9)
     result = evaluate(model, prepared, ks, protocol)
-    trained_epochs = fit.epochs + fit.refit_epochs
+    trained_epochs = fit.epochs or 1  # early-stopped epochs (a count: its one pass); refit apart
     steps = len(recorder.step_loss) + fit.refit_epochs * round(
         steps_per_epoch * data.num_rows / data.num_train
     )
