@@ -21,24 +21,14 @@ from tfx.components.util import tfxio_utils  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 
 from tf_ccl4rec.model import CCL4RecModel  # noqa: E402
-from tf_ccl4rec.testing import analyze, random_raw_rows, serialize_raw_row  # noqa: E402
+from tf_ccl4rec.testing import (  # noqa: E402
+    analyze,
+    random_raw_rows,
+    serialize_raw_row,
+    write_transformed_examples,
+)
 from tf_ccl4rec.trainer import train_and_export  # noqa: E402
 from tf_ccl4rec.training_settings import TrainerSettings  # noqa: E402
-
-
-def write_transformed(rows, path):
-    with tf.io.TFRecordWriter(path) as writer:
-        for row in rows:
-            feats = {}
-            for name, value in row.items():
-                value = np.asarray(value).reshape(-1)
-                if value.dtype.kind == "f":
-                    feats[name] = tf.train.Feature(float_list=tf.train.FloatList(value=value))
-                else:
-                    feats[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=value))
-            writer.write(
-                tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
-            )
 
 
 def main(workdir):
@@ -48,7 +38,7 @@ def main(workdir):
     )
     for split in ("train", "eval"):
         os.makedirs(os.path.join(workdir, "examples", f"Split-{split}"))
-        write_transformed(
+        write_transformed_examples(
             transformed, os.path.join(workdir, "examples", f"Split-{split}", "data.tfrecord")
         )
     examples = standard_artifacts.Examples()

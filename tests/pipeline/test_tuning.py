@@ -6,9 +6,7 @@ import json
 import os
 
 import keras_tuner
-import numpy as np
 import pytest
-import tensorflow as tf
 from tfx.components.trainer import fn_args_utils
 from tfx.components.util import tfxio_utils
 from tfx.types import standard_artifacts
@@ -16,7 +14,7 @@ from tfx.types import standard_artifacts
 from pipeline import cli
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import create_components
-from tf_ccl4rec.testing import analyze, random_raw_rows
+from tf_ccl4rec.testing import analyze, random_raw_rows, write_transformed_examples
 from tf_ccl4rec.trainer import train_and_export
 from tf_ccl4rec.training_settings import TUNE_TRIALS_KEY, TrainerSettings
 from tf_ccl4rec.tuning import SEARCH_SPACE, search_space, tuner_fn
@@ -26,28 +24,15 @@ TINY = {"mlp_units": [8], "num_substitutes": 10, "num_positives": 2, "num_negati
         "batch_size": 8, "l2": 1e-4}  # fmt: skip
 
 
-def _write_transformed(rows, path):
-    with tf.io.TFRecordWriter(path) as writer:
-        for row in rows:
-            feats = {}
-            for name, value in row.items():
-                value = np.asarray(value).reshape(-1)
-                if value.dtype.kind == "f":
-                    feats[name] = tf.train.Feature(float_list=tf.train.FloatList(value=value))
-                else:
-                    feats[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=value))
-            writer.write(
-                tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
-            )
-
-
 @pytest.fixture(scope="module")
 def transformed(tmp_path_factory):
     """Transform's output and transformed train examples of 200 random rows (12 users)."""
     workdir = str(tmp_path_factory.mktemp("tuning"))
     _, rows = analyze(random_raw_rows(seed=1), os.path.join(workdir, "tft"), {"max_history": 8})
     os.makedirs(os.path.join(workdir, "examples", "Split-train"))
-    _write_transformed(rows, os.path.join(workdir, "examples", "Split-train", "data.tfrecord"))
+    write_transformed_examples(
+        rows, os.path.join(workdir, "examples", "Split-train", "data.tfrecord")
+    )
     return workdir
 
 
