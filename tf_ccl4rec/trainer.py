@@ -444,7 +444,7 @@ def fit_model(
     batch = config.batch_size * strategy.num_replicas_in_sync
     if model_type in model_registry.COUNTING_TYPES:
         model, _ = _build(settings, config, content, strategy, None, run_eagerly)
-        model.fit(data.every_row(batch), epochs=1, verbose=0)
+        model.fit(data.every_row(batch), epochs=1, callbacks=list(callbacks), verbose=0)
         print(
             f"trainer: {model_type} counted every one of the {data.num_rows} training rows "
             "(a count has nothing to stop early, so it holds out no validation rows)",
