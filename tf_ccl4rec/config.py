@@ -16,6 +16,9 @@ NOTE: where this implementation departs from the paper (every departure is a fie
 - `item_bias` and `history_statistics` (`layers/wide.py`): a per-video bias and the user's click
   statistics (lifetime and over the latest 10 exposures) added to the Eq 13 logit; Eq 13 sees the
   history only through attention averages, which lose both rates.
+- `category_statistics`: the user's click rate in the candidate's category (from the raw log's
+  category column) joins the wide statistics; Eq 13 could learn it from the attention-pooled
+  history only on average over the user's categories.
 - `warm_start_from_counts`: the wide logit starts at the count's video logits with the statistics'
   weights fitted to the training rows (logistic regression), the Eq 13 head at 0.
 - The default preset trains L_ce + L_cui only (`use_ccl*`, `use_ce_pos` off): on MovieLens the
@@ -99,6 +102,10 @@ class CCL4RecConfig:
       item_bias: Not in the paper. A learned per-video bias added to the logit of Eq 13.
       history_statistics: Not in the paper. The user's click / non-click counts before the
         exposure (`layers/wide.py`) as a linear term of the logit; reads the non-click history.
+      category_statistics: Not in the paper. With `history_statistics`, also the user's clicks
+        and non-clicks in the candidate video's category, counted over the id histories
+        (`layers/wide.category_statistics`); the category of each video comes from the raw log's
+        `category` column (the trainer's `video_categories`); off when the log has none.
       normalize_content_features: Scale the content table's rows to unit L2 norm.
       warm_start_from_counts: Not in the paper. Start the wide logit at the user + video count
         of the training rows and the Eq 13 head at logit 0 (`CCL4RecModel.warm_start`), so
@@ -143,6 +150,7 @@ class CCL4RecConfig:
     combine_sequences: str = "mean_probability"
     item_bias: bool = False
     history_statistics: bool = False
+    category_statistics: bool = False
     normalize_content_features: bool = False
     warm_start_from_counts: bool = False
     seed: int = 0
@@ -218,6 +226,10 @@ class CCL4RecConfig:
             "content_feature_dim must be >= 1 when video_representation uses content",
         )
         need(self.distance in DISTANCES, f"distance must be one of {DISTANCES}")
+        need(
+            not self.category_statistics or self.history_statistics,
+            "category_statistics adds to history_statistics: switch both on",
+        )
         need(self.num_interest_vectors >= 0, "num_interest_vectors must be >= 0")
         need(
             self.combine_sequences in SEQUENCE_COMBINATIONS,
@@ -287,6 +299,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "use_ce_neg": False,
         "item_bias": True,
         "history_statistics": True,
+        "category_statistics": True,
         "video_representation": AUTO_REPRESENTATION,
         "normalize_content_features": True,
         "warm_start_from_counts": True,

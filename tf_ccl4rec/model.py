@@ -90,9 +90,17 @@ class CCL4RecModel(tfrs.models.Model):
       config: CCL4RecConfig (or its dict).
       content_features: float32 [1 + vocab_size + num_oov_buckets, F] frozen content table
         (row 0 = padding); required when config.video_representation is "content" or "both".
+      video_categories: int [1 + vocab_size + num_oov_buckets] category index per video (0 =
+        none); used when config.category_statistics is on (the trainer's `video_categories`).
     """
 
-    def __init__(self, config, content_features: np.ndarray | None = None, **kwargs):
+    def __init__(
+        self,
+        config,
+        content_features: np.ndarray | None = None,
+        video_categories: np.ndarray | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not isinstance(config, CCL4RecConfig):
             config = CCL4RecConfig.from_dict(config)
@@ -152,9 +160,10 @@ class CCL4RecModel(tfrs.models.Model):
             )
         self.wide = None
         if config.item_bias or config.history_statistics:
+            categories = video_categories if config.category_statistics else None
             self.wide = WideLogit(
                 config.num_embeddings, config.item_bias, config.history_statistics, config.l2,
-                name="wide",
+                video_categories=categories, name="wide",
             )  # fmt: skip
         # Augmentation schedule (§3.5), advanced by ScheduleCallback, saved with the model.
         self.training_progress = tf.Variable(
@@ -282,7 +291,7 @@ class CCL4RecModel(tfrs.models.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         return total / replicas if replicas > 1 else total
 
-    def warm_start(self, targets, labels, user_counts=None) -> bool:
+    def warm_start(self, targets, labels, user_counts=None, rows=None) -> bool:
         """Starts the wide logit at the user + video count of the training rows when the config
         asks for it (`warm_start_from_counts`); returns whether it did.
 
@@ -295,18 +304,35 @@ class CCL4RecModel(tfrs.models.Model):
           labels: [R] their clicks.
           user_counts: Optional float [R, 3] (clicks, non-clicks, recent clicks) before each row
             (`MODEL_CLICK_COUNT`, `MODEL_NONCLICK_COUNT`, `MODEL_RECENT_CLICK_COUNT`).
+          rows: Optional tf.data.Dataset of batches of the same rows in the same order; with the
+            category statistics on, every statistic is computed from them instead (the category
+            counts need the histories).
         """
         if not self.config.warm_start_from_counts or self.wide is None:
             return False
         video_logits, prior_logit = count_logits(targets, labels, self.config.num_embeddings)
         weights = None
-        if user_counts is not None and self.wide.statistics is not None:
+        stats = None
+        if self.wide.statistics is not None and self.wide.category_of is not None:
+            if rows is not None:
+                stats = self._statistics_of_rows(rows)
+        elif user_counts is not None and self.wide.statistics is not None:
             counts = np.asarray(user_counts, np.float32)
             stats = history_statistics(counts[:, 0], counts[:, 1], counts[:, 2]).numpy()
+        if stats is not None:
+            if len(stats) != len(targets):
+                raise ValueError(
+                    f"warm start: {len(stats)} rows of statistics, {len(targets)} targets"
+                )
             offset = video_logits[np.asarray(targets)] if self.wide.bias is not None else 0.0
             weights = fit_statistics_weights(stats, offset + np.zeros(len(stats)), labels)
         self.wide.warm_start(video_logits, prior_logit, weights)
         return True
+
+    def _statistics_of_rows(self, rows) -> np.ndarray:
+        """The wide statistics of every row of `rows` (batches of model inputs), [R, k]."""
+        compute = tf.function(lambda b: self.wide.statistics_of(b[F.MODEL_TARGET], b))
+        return np.concatenate([compute(batch).numpy() for batch in rows], axis=0)
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameter counts split into per-video tables and the rest.

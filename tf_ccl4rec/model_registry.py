@@ -19,7 +19,9 @@ def check_model_type(model_type: str) -> None:
         raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {model_type!r}")
 
 
-def build_model(model_type: str, config_values: dict | None, content_features=None):
+def build_model(
+    model_type: str, config_values: dict | None, content_features=None, video_categories=None
+):
     """The model for `model_type`, not yet compiled.
 
     Args:
@@ -27,6 +29,7 @@ def build_model(model_type: str, config_values: dict | None, content_features=No
       config_values: CCL4RecConfig keys; the baselines read the keys they share with it
         (`BaselineConfig.from_dict`) and ignore the rest.
       content_features: CCL4Rec's frozen content table (the baselines use ids only).
+      video_categories: CCL4Rec's video category table (`trainer.video_categories`).
 
     Returns:
       A `tfrs.models.Model`.
@@ -36,7 +39,9 @@ def build_model(model_type: str, config_values: dict | None, content_features=No
         from tf_ccl4rec.config import CCL4RecConfig
         from tf_ccl4rec.model import CCL4RecModel
 
-        return CCL4RecModel(CCL4RecConfig.from_dict(config_values), content_features)
+        return CCL4RecModel(
+            CCL4RecConfig.from_dict(config_values), content_features, video_categories
+        )
     from tf_ccl4rec.baselines import BaselineConfig, build_baseline
 
     return build_baseline(model_type, BaselineConfig.from_dict(config_values))

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 VALIDATION_METRIC = "val_auc"
 _NO_VALIDATION = np.iinfo(np.int64).max  # cutoff of a user with no validation rows
 ROW_SHUFFLE_BUFFER = 200_000  # rows; bounds memory on large logs (a full shuffle below that)
+WARM_START_BATCH = 4096  # rows per batch when the warm start computes statistics from the rows
 
 
 def choose_strategy(distribution: str = "auto") -> tf.distribute.Strategy:
@@ -131,6 +132,56 @@ def content_table(config: CCL4RecConfig, tft_output, data_root: str | None):
     return table
 
 
+def video_categories(config: CCL4RecConfig, tft_output, data_root: str | None):
+    """int32 [num_embeddings] category index of every vocabulary video (0 = none), or None.
+
+    Read from the raw log's optional `category` column (a video's most frequent category; indices
+    1..K in sorted order). None when `config.category_statistics` is off or the log has no
+    categories; the second case is printed, since the preset asked for them.
+    """
+    if not (config.category_statistics and config.history_statistics):
+        return None
+    import pandas as pd
+
+    from tf_ccl4rec.data.raw_log import raw_log_paths, read_header
+
+    if not data_root:
+        print("trainer: no raw-log directory given: category statistics off", flush=True)
+        return None
+    path = raw_log_paths(data_root).interactions
+    if F.RAW_CATEGORY not in read_header(path):
+        print(f"trainer: {path} has no {F.RAW_CATEGORY!r} column: category statistics off",
+              flush=True)  # fmt: skip
+        return None
+    with tf.io.gfile.GFile(path) as f:  # gs:// as well as local paths
+        log = pd.read_csv(f, usecols=[F.RAW_VIDEO_ID, F.RAW_CATEGORY], dtype=str,
+                          keep_default_na=False)  # fmt: skip
+    # The example builder strips ids the same way; rows without a category say nothing.
+    log = log.apply(lambda c: c.str.strip())
+    log = log[(log[F.RAW_VIDEO_ID] != "") & (log[F.RAW_CATEGORY] != "")]
+    names = sorted(log[F.RAW_CATEGORY].unique())
+    index_of = {name: i for i, name in enumerate(names, start=1)}
+    counts = log.groupby([F.RAW_VIDEO_ID, F.RAW_CATEGORY]).size().reset_index(name="n")
+    counts = counts.sort_values(
+        [F.RAW_VIDEO_ID, "n", F.RAW_CATEGORY], ascending=[True, False, True]
+    )
+    category_of_id = dict(
+        counts.drop_duplicates(F.RAW_VIDEO_ID)[[F.RAW_VIDEO_ID, F.RAW_CATEGORY]].itertuples(
+            index=False
+        )
+    )
+    table = np.zeros(config.num_embeddings, np.int32)
+    vocab = [v.decode() for v in tft_output.vocabulary_by_name(VIDEO_VOCAB_NAME)]
+    for index, vid in enumerate(vocab, start=1):
+        name = category_of_id.get(vid)
+        if name is not None:
+            table[index] = index_of[name]
+    known = int((table[1 : len(vocab) + 1] > 0).sum())
+    print(f"trainer: categories for {known}/{len(vocab)} videos ({len(names)} categories)",
+          flush=True)  # fmt: skip
+    return table
+
+
 def _rows(file_pattern, data_accessor, tft_output):
     """Transformed examples, one feature dict per row (scalars as [], not [1])."""
     dataset = data_accessor.tf_dataset_factory(
@@ -209,8 +260,9 @@ class TrainingData:
         columns = [np.concatenate(c) for c in zip(*parts, strict=True)]
         users, stamps, targets, labels = columns[:4]
         counts = columns[4] if has_counts else None
-        # Every row's video, click and user counts: what the refit's warm start fits.
-        self.all_warm_start = (targets, labels, counts)
+        # Every row's video, click and user counts (and the rows themselves, for statistics that
+        # need the histories): what the refit's warm start fits.
+        self.all_warm_start = (targets, labels, counts, self._rows.batch(WARM_START_BATCH))
         unique, cutoffs, held_out = validation_cutoffs(users, stamps, fraction)
         self.num_validation = int(held_out.sum())
         # What the warm start fits before the refit (`CCL4RecModel.warm_start`).
@@ -233,6 +285,8 @@ class TrainingData:
             ),
             default_value=_NO_VALIDATION,
         )
+        train_rows = self._rows.filter(lambda r: tf.logical_not(self._is_validation(r)))
+        self.train_warm_start += (train_rows.batch(WARM_START_BATCH),)
 
     def _is_validation(self, row):
         return row[F.MODEL_TIMESTAMP] >= self._cutoff.lookup(row[F.MODEL_USER])
@@ -372,20 +426,35 @@ def train_and_export(fn_args):
     data = TrainingData.from_files(
         fn_args.train_files, fn_args.data_accessor, tft_output, settings.validation_fraction
     )
+    categories = (
+        video_categories(config, tft_output, settings.data_root)
+        if model_type == model_registry.CCL4REC
+        else None
+    )
     model = fit_model(
-        settings, config, content, data, strategy, log_dir=fn_args.model_run_dir
+        settings,
+        config,
+        content,
+        data,
+        strategy,
+        log_dir=fn_args.model_run_dir,
+        categories=categories,
     ).model
     export_serving_model(model, tft_output, fn_args.serving_model_dir)
     print(f"trainer: exported serving model to {fn_args.serving_model_dir}", flush=True)
     return model
 
 
-def _build(settings, config, content, strategy, warm_start=None, run_eagerly=False):
+def _build(
+    settings, config, content, strategy, warm_start=None, run_eagerly=False, categories=None
+):
     """A compiled model of `settings.model_type` (seeded), warm-started from the given rows
-    ((targets, labels, user counts) of `TrainingData`)."""
+    ((targets, labels, user counts, rows) of `TrainingData`)."""
     tf.keras.utils.set_random_seed(int(config.seed))
     with strategy.scope():  # variables (built by parameter_counts) must live in the scope
-        model = model_registry.build_model(settings.model_type, config.to_dict(), content)
+        model = model_registry.build_model(
+            settings.model_type, config.to_dict(), content, categories
+        )
         model.compile(
             optimizer=tf.keras.optimizers.Adam(config.learning_rate), run_eagerly=run_eagerly
         )
@@ -393,7 +462,8 @@ def _build(settings, config, content, strategy, warm_start=None, run_eagerly=Fal
         if warm_start and getattr(model, "warm_start", None) and model.warm_start(*warm_start):
             print(
                 "trainer: wide logit warm-started at the user + video count (user statistics "
-                f"fitted: {warm_start[2] is not None})",
+                f"fitted: {warm_start[2] is not None}; category statistics: "
+                f"{getattr(model.wide, 'category_of', None) is not None})",
                 flush=True,
             )
     return model, counts
@@ -429,6 +499,7 @@ def fit_model(
     log_dir=None,
     callbacks=(),
     run_eagerly=False,
+    categories=None,
 ) -> Fit:
     """Trains `settings.model_type` on `data` (a `TrainingData`) as the module docstring says.
 
@@ -439,6 +510,7 @@ def fit_model(
       log_dir: TensorBoard directory of the early-stopped training (None: no TensorBoard).
       callbacks: Extra Keras callbacks of the early-stopped training (the experiments' curves).
       run_eagerly: Keras eager execution (no tracing: faster for the few steps of smoke tests).
+      categories: CCL4Rec's video category table (`video_categories`), or None.
     """
     model_type = settings.model_type
     batch = config.batch_size * strategy.num_replicas_in_sync
@@ -459,7 +531,9 @@ def fit_model(
         f"(batch {batch})",
         flush=True,
     )
-    model, counts = _build(settings, config, content, strategy, data.train_warm_start, run_eagerly)
+    model, counts = _build(
+        settings, config, content, strategy, data.train_warm_start, run_eagerly, categories
+    )
     print(f"trainer: {model_type} ({settings.preset} preset) {config.to_json()}", flush=True)
     print(f"trainer: parameters {counts}", flush=True)
     best = BestEpoch(settings.early_stopping_patience)
@@ -489,7 +563,9 @@ def fit_model(
         f"(validation included) for the best {refit_epochs} epoch(s) of {refit_steps} steps",
         flush=True,
     )
-    model, _ = _build(settings, config, content, strategy, data.all_warm_start, run_eagerly)
+    model, _ = _build(
+        settings, config, content, strategy, data.all_warm_start, run_eagerly, categories
+    )
     callbacks = [RefitLines(refit_epochs)]
     if model_type == model_registry.CCL4REC:
         callbacks.append(ScheduleCallback(refit_steps * refit_epochs))

@@ -28,6 +28,7 @@ from tf_ccl4rec.trainer import (
     content_table,
     fit_model,
     model_config,
+    video_categories,
 )
 from tf_ccl4rec.training_settings import TUNE_TRIALS_KEY, TrainerSettings
 
@@ -113,9 +114,16 @@ class CCL4RecTuner(keras_tuner.RandomSearch):
                 if settings.model_type == model_registry.CCL4REC
                 else None
             )
+            categories = (
+                video_categories(config, self.tft_output, settings.data_root)
+                if settings.model_type == model_registry.CCL4REC
+                else None
+            )
             batch = config.batch_size * self.strategy.num_replicas_in_sync
             settings = trial_settings(settings, self.data.num_train, batch)
-            fit = fit_model(settings, config, content, self.data, self.strategy)
+            fit = fit_model(
+                settings, config, content, self.data, self.strategy, categories=categories
+            )
         except Exception as err:
             # Every value of the space is valid, so an error is a bug: stop the search loudly
             # (KerasTuner would otherwise log it and go on to the next trial).

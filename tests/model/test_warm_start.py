@@ -80,3 +80,37 @@ def test_warm_start_with_user_counts_fits_the_statistics_weights():
     kernel, bias = fit_statistics_weights(stats, video[targets], labels)
     np.testing.assert_allclose(model.wide.statistics.kernel.numpy(), kernel, rtol=1e-5)
     np.testing.assert_allclose(model.wide.statistics.bias.numpy(), bias, rtol=1e-5)
+
+
+def test_warm_start_with_categories_fits_every_statistic_from_the_rows():
+    import tensorflow as tf
+
+    config = CCL4RecConfig(vocab_size=6, embedding_dim=8, max_history=4, mlp_units=(8,),
+                           num_substitutes=3, item_bias=True, history_statistics=True,
+                           category_statistics=True, warm_start_from_counts=True)  # fmt: skip
+    category_of = np.array([0, 1, 1, 2, 2, 3, 3, 0], np.int32)
+    model = CCL4RecModel(config, video_categories=category_of)
+    model._build_if_needed()
+    rng = np.random.default_rng(2)
+    n = 300
+    rows = {
+        F.MODEL_CLICK_HISTORY: rng.integers(0, 7, (n, 4)),
+        F.MODEL_NONCLICK_HISTORY: rng.integers(0, 7, (n, 4)),
+        F.MODEL_CLICK_COUNT: rng.integers(4, 30, n).astype(np.float32),
+        F.MODEL_NONCLICK_COUNT: rng.integers(4, 30, n).astype(np.float32),
+        F.MODEL_RECENT_CLICK_COUNT: rng.integers(0, 5, n).astype(np.float32),
+        F.MODEL_TARGET: rng.integers(1, 7, n),
+    }
+    labels = (rng.random(n) < 0.5).astype(float)
+    batches = tf.data.Dataset.from_tensor_slices(rows).batch(64)
+    assert model.warm_start(rows[F.MODEL_TARGET], labels, None, batches)
+    # The same statistics computed row by row, then the same logistic regression.
+    stats = model.wide.statistics_of(rows[F.MODEL_TARGET], rows).numpy()
+    assert stats.shape == (n, 7)
+    video, _ = count_logits(rows[F.MODEL_TARGET], labels, config.num_embeddings)
+    kernel, bias = fit_statistics_weights(stats, video[rows[F.MODEL_TARGET]], labels)
+    np.testing.assert_allclose(model.wide.statistics.kernel.numpy(), kernel, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.wide.statistics.bias.numpy(), bias, rtol=1e-4, atol=1e-6)
+    # Eq 13 starts at 0, so before training the model is the fitted wide logit.
+    wide = video[rows[F.MODEL_TARGET]] + stats @ kernel[:, 0] + bias[0]
+    np.testing.assert_allclose(model(rows).numpy(), 1 / (1 + np.exp(-wide)), rtol=1e-4)

@@ -6,7 +6,7 @@ import tensorflow as tf
 from tf_ccl4rec import features as F
 from tf_ccl4rec.config import CCL4RecConfig
 from tf_ccl4rec.layers import WideLogit, history_statistics
-from tf_ccl4rec.layers.wide import history_counts, recent_clicks
+from tf_ccl4rec.layers.wide import category_statistics, history_counts, recent_clicks
 from tf_ccl4rec.model import CCL4RecModel
 
 
@@ -98,3 +98,69 @@ def test_the_model_adds_the_wide_logit_to_every_sequence_and_candidate():
     candidates = np.array([[1, 5], [2, 6], [3, 7]])
     scores = model.score_candidates(features, candidates).numpy()
     np.testing.assert_allclose(scores[:, 0], after, rtol=1e-5)
+
+
+def _category_statistics_numpy(clicks, nonclicks, candidate, category_of):
+    """Reference for one (user, candidate): counts by a Python loop over the histories."""
+    cat = category_of[candidate]
+    if cat == 0:
+        return [0.0, 0.0, 0.0]
+    cc = sum(1 for v in clicks if v != 0 and category_of[v] == cat)
+    cn = sum(1 for v in nonclicks if v != 0 and category_of[v] == cat)
+    wc, wn = sum(1 for v in clicks if v != 0), sum(1 for v in nonclicks if v != 0)
+    return [np.log1p(cc) - np.log1p(cn),
+            np.log((cc + 1) / (wc + 2)) - np.log((cn + 1) / (wn + 2)),
+            np.log1p(cc + cn)]  # fmt: skip
+
+
+def test_category_statistics_against_a_loop():
+    # Videos 1..6; categories: 1, 2 -> a; 3, 4 -> b; 5 -> c; 6 -> none (0).
+    category_of = np.array([0, 1, 1, 2, 2, 3, 0], np.int32)
+    clicks = np.array([[1, 2, 3, 0], [0, 0, 0, 0], [5, 6, 1, 4]])
+    nonclicks = np.array([[4, 3, 0], [1, 0, 0], [2, 0, 0]])
+    candidates = np.array([[2, 4, 5, 6], [1, 3, 6, 5], [1, 3, 5, 0]])
+    got = category_statistics(clicks, nonclicks, candidates, category_of, 4).numpy()
+    # E.g. user 0, candidate 2 (category a): cc = 2, cn = 0, wc = 3, wn = 2 ->
+    # [log 3, log(3 / 5) - log(1 / 4), log 3].
+    np.testing.assert_allclose(got[0, 0], [np.log(3), np.log(3 / 5) - np.log(1 / 4), np.log(3)],
+                               rtol=1e-6)  # fmt: skip
+    want = [[_category_statistics_numpy(clicks[b], nonclicks[b], c, category_of)
+             for c in candidates[b]] for b in range(3)]  # fmt: skip
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # One candidate per row ([B]) gives [B, 3].
+    single = category_statistics(clicks, nonclicks, candidates[:, 0], category_of, 4).numpy()
+    np.testing.assert_allclose(single, np.array(want)[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_wide_logit_adds_the_weighted_category_statistics_per_candidate():
+    category_of = np.array([0, 1, 1, 2, 2, 0], np.int32)
+    layer = WideLogit(6, item_bias=False, user_statistics=True, video_categories=category_of)
+    assert layer.num_statistics == 7
+    features = {
+        F.MODEL_CLICK_HISTORY: np.array([[1, 2, 0], [3, 0, 0]]),
+        F.MODEL_NONCLICK_HISTORY: np.array([[3, 0], [1, 4]]),
+    }
+    candidates = np.array([[1, 4, 5], [2, 3, 0]])
+    layer(candidates, features)
+    w = np.array([[0.2], [-0.1], [0.7], [0.4], [1.0], [0.5], [-0.3]], np.float32)
+    layer.statistics.set_weights([w, np.array([0.1], np.float32)])
+    # User statistics (no count inputs: the histories' lengths; recent = lifetime rate share).
+    user = [[np.log(3), np.log(2), np.log(3 / 2), np.log(3 / 2)],  # c 2, n 1, r = 3 * 2/3 = 2
+            [np.log(2), np.log(3), np.log(2 / 3), np.log(2 / 3)]]  # c 1, n 2, r = 1  # fmt: skip
+    want = np.zeros((2, 3))
+    for b in range(2):
+        for j, c in enumerate(candidates[b]):
+            stats = np.array(user[b] + _category_statistics_numpy(
+                features[F.MODEL_CLICK_HISTORY][b], features[F.MODEL_NONCLICK_HISTORY][b], c,
+                category_of))  # fmt: skip
+            want[b, j] = stats @ w[:, 0] + 0.1
+    np.testing.assert_allclose(layer(candidates, features).numpy(), want, rtol=1e-5)
+
+
+def test_category_statistics_need_the_history_statistics():
+    import pytest
+
+    with pytest.raises(ValueError, match="category_statistics"):
+        CCL4RecConfig(category_statistics=True, history_statistics=False).validate()
+    with pytest.raises(ValueError, match="video_categories"):
+        WideLogit(6, False, True, video_categories=np.zeros(5, np.int32))

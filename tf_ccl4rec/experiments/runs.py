@@ -31,7 +31,14 @@ from tf_ccl4rec.code_version import code_version
 from tf_ccl4rec.config import CCL4RecConfig
 from tf_ccl4rec.experiments import metrics
 from tf_ccl4rec.model import CCL4RecModel
-from tf_ccl4rec.trainer import TrainingData, content_table, epoch_plan, fit_model, model_config
+from tf_ccl4rec.trainer import (
+    TrainingData,
+    content_table,
+    epoch_plan,
+    fit_model,
+    model_config,
+    video_categories,
+)
 from tf_ccl4rec.training_settings import TrainerSettings
 
 # The "full" model of every study: the default preset (README "Model settings").
@@ -106,10 +113,11 @@ def build(run: RunSpec, prepared, run_eagerly: bool = False):
     for a few steps, as in smoke tests; same results)."""
     config = _config(run, prepared)
     tf.keras.utils.set_random_seed(int(run.seed))
-    content = None
+    content = categories = None
     if run.model_type == model_registry.CCL4REC:
         content = content_table(config, prepared.tft_output(), prepared.data_dir)
-    model = model_registry.build_model(run.model_type, config.to_dict(), content)
+        categories = video_categories(config, prepared.tft_output(), prepared.data_dir)
+    model = model_registry.build_model(run.model_type, config.to_dict(), content, categories)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate), run_eagerly=run_eagerly)
     model(_take(prepared.eval, np.arange(2)))
     return model, config
@@ -274,9 +282,10 @@ def train_and_evaluate(
 
     t0 = time.perf_counter()
     config = _config(run, prepared)
-    content = None
+    content = categories = None
     if run.model_type == model_registry.CCL4REC:
         content = content_table(config, prepared.tft_output(), prepared.data_dir)
+        categories = video_categories(config, prepared.tft_output(), prepared.data_dir)
     settings = dataclasses.replace(
         TRAINER, model_type=run.model_type, preset=run.preset, max_epochs=run.max_epochs
     )
@@ -287,7 +296,8 @@ def train_and_evaluate(
     progress(f"  {run.label} (seed {run.seed}): up to {epochs} epochs of {steps_per_epoch} steps")
     t_fit = time.perf_counter()
     fit = fit_model(settings, config, content, data, tf.distribute.get_strategy(),
-                    callbacks=[recorder], run_eagerly=run_eagerly)  # fmt: skip
+                    callbacks=[recorder], run_eagerly=run_eagerly,
+                    categories=categories)  # fmt: skip
     model = fit.model
     fit_seconds = max(time.perf_counter() - t_fit - recorder.eval_seconds, 1e-9)
     result = evaluate(model, prepared, ks, protocol)
