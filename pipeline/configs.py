@@ -6,6 +6,7 @@ Kept free of TFX imports so the CLI can print and validate settings cheaply.
 import dataclasses
 import os
 
+from tf_ccl4rec import beam_runner
 from tf_ccl4rec import features as F
 from tf_ccl4rec.code_version import code_version
 from tf_ccl4rec.config import PRESET_MAX_HISTORY
@@ -21,7 +22,7 @@ DEFAULT_SCHEMA = os.path.join(
 )
 PIPELINE_NAME = "ccl4rec"
 SERVING_MODEL_NAME = "ccl4rec"  # TF Serving model name: <serving base>/ccl4rec/<version>/
-RUNNERS = ("direct", "flink", "spark", "dataflow")
+RUNNERS = beam_runner.RUNNERS
 
 
 def absolute(path: str) -> str:
@@ -62,7 +63,10 @@ class PipelineConfig:
       min_gain_over_count: ... at least this much above the user + video click-rate count
         (`user_item_rate`) trained in the same run on the same examples,
       max_auc_drop: ... and no more than this below the last blessed model.
-      runner / beam_args: Beam runner for the data-heavy components ("direct" runs here).
+      runner / beam_args: Beam runner for the data-heavy components ("direct" and "portable"
+        run here; `tf_ccl4rec.beam_runner`).
+      job_endpoint / worker_pool: HOST:PORT of the Beam job service and of an external SDK
+        worker pool, for runner "portable" (no worker pool: LOOPBACK).
       direct_mode / direct_workers: DirectRunner in_memory | multi_processing, and its workers.
       enable_cache: reuse outputs of components whose inputs did not change.
       serving_version_policy: version policy written to <serving_base>/models.config.
@@ -97,6 +101,8 @@ class PipelineConfig:
     max_auc_drop: float = 0.02
     runner: str = "direct"
     beam_args: list = dataclasses.field(default_factory=list)
+    job_endpoint: str = ""
+    worker_pool: str = ""
     direct_mode: str = "in_memory"
     direct_workers: int = 1
     enable_cache: bool = True
@@ -110,10 +116,7 @@ class PipelineConfig:
         self.schema_path = absolute(self.schema_path)
         if not self.serving_base:
             self.serving_base = os.path.join(self.pipeline_root, "serving")
-        if self.runner not in RUNNERS:
-            raise ValueError(f"runner must be one of {RUNNERS}, got {self.runner!r}")
-        if self.direct_mode not in ("in_memory", "multi_processing", "multi_threading"):
-            raise ValueError(f"unknown direct_mode {self.direct_mode!r}")
+        self.beam_pipeline_args()  # validates the runner and its flags now
         if not 0 < self.eval_fraction < 1:
             raise ValueError("eval_fraction must be in (0, 1)")
         self.top_k = tuple(sorted({int(k) for k in self.top_k}))
@@ -171,22 +174,22 @@ class PipelineConfig:
         return self.trainer_custom_config(COUNT_MODEL_TYPE)
 
     def beam_pipeline_args(self) -> list:
-        """Beam flags for the chosen runner; extra `beam_args` are appended verbatim.
+        """Beam flags for the chosen runner (`tf_ccl4rec.beam_runner.pipeline_args`); extra
+        `beam_args` are appended verbatim.
 
-        DirectRunner runs here. Flink/Spark/Dataflow need their cluster flags in `beam_args`
-        (e.g. --flink_master=HOST:PORT, --spark_master_url=..., --project/--region/--temp_location).
+        DirectRunner and the portable runner (a Beam job service + worker pool) run here.
+        Flink/Spark/Dataflow need their cluster flags in `beam_args` (e.g.
+        --flink_master=HOST:PORT, --spark_master_url=..., --project/--region/--temp_location).
         Our DoFns have no local-file side effects, so the same pipeline runs there unchanged.
         """
-        if self.runner == "direct":
-            args = ["--runner=DirectRunner", f"--direct_running_mode={self.direct_mode}"]
-            args.append(f"--direct_num_workers={self.direct_workers}")
-        elif self.runner == "flink":
-            args = ["--runner=FlinkRunner", "--environment_type=LOOPBACK"]
-        elif self.runner == "spark":
-            args = ["--runner=SparkRunner", "--environment_type=LOOPBACK"]
-        else:
-            args = ["--runner=DataflowRunner", "--experiments=use_runner_v2"]
-        return args + list(self.beam_args)
+        return beam_runner.pipeline_args(
+            self.runner,
+            job_endpoint=self.job_endpoint,
+            worker_pool=self.worker_pool,
+            direct_mode=self.direct_mode,
+            direct_workers=self.direct_workers,
+            extra=self.beam_args,
+        )
 
 
 SLICE_FEATURES = F.SLICE_FEATURES

@@ -51,7 +51,8 @@ def test_two_workers_train_like_one_process_with_the_same_global_batch(tmp_path)
         results = {name: f.result() for name, f in futures.items()}
 
     two, one = results["two"], results["one"]
-    assert [r["strategy"] for r in two] == ["CollectiveAllReduceStrategy"] * 2, two[0]["log"][-3000:]
+    strategies = [r["strategy"] for r in two]
+    assert strategies == ["CollectiveAllReduceStrategy"] * 2, two[0]["log"][-3000:]
     assert one[0]["strategy"] == "_DefaultDistributionStrategy"
     assert [r["replicas"] for r in two] == [2, 2] and one[0]["replicas"] == 1
     assert {r["global_batch"] for r in two + one} == {2 * PER_REPLICA_BATCH}
