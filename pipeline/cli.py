@@ -136,6 +136,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             choices=MODEL_TYPES,
             help="CCL4Rec or one of the baselines, trained and served the same way",
         )
+        p.add_argument(
+            "--vertex-training",
+            type=_key_value,
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="run the Trainer as a Vertex AI Training job: project=P image=I [region=R "
+            "workers=N machine_type=M accelerator_type=T accelerator_count=C] (docs/scaling.md)",
+        )
         p.add_argument("--no-cache", action="store_true", help="rerun every component")
         if name == "compile-kubeflow":
             p.add_argument("--output", required=True, help="pipeline spec JSON to write")
@@ -180,6 +189,7 @@ def config_from_args(args) -> PipelineConfig:
         transform=dict(args.transform),
         enable_cache=not args.no_cache,
         tune=args.tune,
+        vertex_training=dict(args.vertex_training),
         **{k: v for k, v in optional.items() if v not in (None, "")},
     )
 
