@@ -6,8 +6,10 @@ import sys
 import time
 
 from pipeline.configs import RUNNERS, PipelineConfig
+from tf_ccl4rec import beam_runner
 from tf_ccl4rec.config import PRESETS
 from tf_ccl4rec.model_registry import MODEL_TYPES
+from tf_ccl4rec.training_settings import DISTRIBUTIONS
 
 # `ccl4rec pipeline run` exit codes besides 0 (pushed, or this model is already serving).
 EXIT_NOT_BLESSED = 3
@@ -35,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--data", required=True, help="raw-log directory (README: Raw-log layout)")
         p.add_argument("--root", required=True, help="pipeline root (artifacts, MLMD, logs)")
         p.add_argument("--serving-base", default="", help="TF Serving base (default ROOT/serving)")
-        p.add_argument("--runner", choices=RUNNERS, default="direct", help="Beam runner")
+        beam_runner.add_arguments(p, RUNNERS)
         p.add_argument(
             "--beam-arg", action="append", default=[], help="extra Beam flag, repeatable"
         )
@@ -93,7 +95,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
         p.add_argument("--tune-trials", type=int, default=None, help="trials of --tune (default 4)")
         p.add_argument("--rows-per-user", type=int, default=None, help="rows of a user per batch")
-        p.add_argument("--distribution", choices=("auto", "mirrored", "default"), default=None)
+        p.add_argument(
+            "--distribution",
+            choices=DISTRIBUTIONS,
+            default=None,
+            help="Trainer strategy: auto = MultiWorkerMirrored when TF_CONFIG names several "
+            "workers, else Mirrored over GPUs, else one device (docs/scaling.md)",
+        )
         p.add_argument(
             "--top-k", type=int, action="append", default=None, help="K of P/R/F1@K, repeatable"
         )
@@ -127,6 +135,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             default="ccl4rec",
             choices=MODEL_TYPES,
             help="CCL4Rec or one of the baselines, trained and served the same way",
+        )
+        p.add_argument(
+            "--vertex-training",
+            type=_key_value,
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="run the Trainer as a Vertex AI Training job: project=P image=I [region=R "
+            "workers=N machine_type=M accelerator_type=T accelerator_count=C] (docs/scaling.md)",
         )
         p.add_argument("--no-cache", action="store_true", help="rerun every component")
         if name == "compile-kubeflow":
@@ -163,6 +180,8 @@ def config_from_args(args) -> PipelineConfig:
         strict=args.strict,
         runner=args.runner,
         beam_args=args.beam_arg,
+        job_endpoint=args.job_endpoint,
+        worker_pool=args.worker_pool,
         direct_mode=args.direct_mode,
         direct_workers=args.direct_workers,
         model=dict(args.model),
@@ -170,6 +189,7 @@ def config_from_args(args) -> PipelineConfig:
         transform=dict(args.transform),
         enable_cache=not args.no_cache,
         tune=args.tune,
+        vertex_training=dict(args.vertex_training),
         **{k: v for k, v in optional.items() if v not in (None, "")},
     )
 

@@ -6,6 +6,7 @@ Kept free of TFX imports so the CLI can print and validate settings cheaply.
 import dataclasses
 import os
 
+from tf_ccl4rec import beam_runner
 from tf_ccl4rec import features as F
 from tf_ccl4rec.code_version import code_version
 from tf_ccl4rec.config import PRESET_MAX_HISTORY
@@ -14,6 +15,55 @@ from tf_ccl4rec.model_registry import COUNTING_TYPES
 from tf_ccl4rec.training_settings import TUNE_TRIALS_KEY, TrainerSettings
 
 COUNT_MODEL_TYPE = "user_item_rate"  # the model a candidate must beat to be pushed
+# custom_config keys of TFX's Vertex AI Trainer (tfx.extensions.google_cloud_ai_platform; kept as
+# strings so this module stays free of TFX imports; tests/pipeline/test_vertex_training.py checks).
+VERTEX_ENABLE_KEY = "ai_platform_enable_vertex"
+VERTEX_REGION_KEY = "ai_platform_vertex_region"
+VERTEX_TRAINING_ARGS_KEY = "ai_platform_training_args"
+VERTEX_TRAINING_KEYS = ("project", "region", "image", "machine_type", "workers",
+                        "accelerator_type", "accelerator_count")  # fmt: skip
+
+
+def vertex_worker_pool_specs(settings: dict) -> list:
+    """Vertex AI CustomJob worker pools for `--vertex-training` settings: pool 0 = the chief
+    (1 replica), pool 1 = the other `workers - 1` replicas; Vertex sets each replica's TF_CONFIG,
+    so the Trainer runs under MultiWorkerMirroredStrategy (`tf_ccl4rec.distribution`)."""
+    machine = {"machine_type": settings.get("machine_type", "n1-standard-8")}
+    if settings.get("accelerator_type"):
+        machine["accelerator_type"] = settings["accelerator_type"]
+        machine["accelerator_count"] = int(settings.get("accelerator_count", 1))
+    container = {"image_uri": settings["image"]}
+    workers = int(settings.get("workers", 2))
+    pools = [{"machine_spec": machine, "replica_count": 1, "container_spec": container}]
+    if workers > 1:
+        pools.append({"machine_spec": dict(machine), "replica_count": workers - 1,
+                      "container_spec": dict(container)})  # fmt: skip
+    return pools
+
+
+def vertex_custom_config(custom_config: dict, settings: dict) -> dict:
+    """`custom_config` plus what TFX's Vertex AI Trainer reads to run the Trainer as a Vertex AI
+    Training CustomJob (`settings`: project and image required; region, machine_type, workers,
+    accelerator_type, accelerator_count optional)."""
+    unknown = sorted(set(settings) - set(VERTEX_TRAINING_KEYS))
+    missing = [k for k in ("project", "image") if not settings.get(k)]
+    if unknown or missing:
+        raise ValueError(
+            f"--vertex-training: unknown keys {unknown}, missing {missing}; keys: "
+            f"{VERTEX_TRAINING_KEYS} (project and image required)"
+        )
+    if int(settings.get("workers", 2)) < 1:
+        raise ValueError(f"--vertex-training workers must be >= 1, got {settings['workers']}")
+    return {
+        **custom_config,
+        VERTEX_ENABLE_KEY: True,
+        VERTEX_REGION_KEY: settings.get("region", "us-central1"),
+        VERTEX_TRAINING_ARGS_KEY: {
+            "project": settings["project"],
+            "worker_pool_specs": vertex_worker_pool_specs(settings),
+        },
+    }
+
 
 # The example schema lives at the top of the repository (schemas/), beside this package.
 DEFAULT_SCHEMA = os.path.join(
@@ -21,7 +71,7 @@ DEFAULT_SCHEMA = os.path.join(
 )
 PIPELINE_NAME = "ccl4rec"
 SERVING_MODEL_NAME = "ccl4rec"  # TF Serving model name: <serving base>/ccl4rec/<version>/
-RUNNERS = ("direct", "flink", "spark", "dataflow")
+RUNNERS = beam_runner.RUNNERS
 
 
 def absolute(path: str) -> str:
@@ -62,7 +112,12 @@ class PipelineConfig:
       min_gain_over_count: ... at least this much above the user + video click-rate count
         (`user_item_rate`) trained in the same run on the same examples,
       max_auc_drop: ... and no more than this below the last blessed model.
-      runner / beam_args: Beam runner for the data-heavy components ("direct" runs here).
+      vertex_training: when set (`--vertex-training KEY=VALUE`), the Trainer runs as a Vertex AI
+        Training job of `workers` replicas (TFX's Vertex AI Trainer; `vertex_custom_config`).
+      runner / beam_args: Beam runner for the data-heavy components ("direct" and "portable"
+        run here; `tf_ccl4rec.beam_runner`).
+      job_endpoint / worker_pool: HOST:PORT of the Beam job service and of an external SDK
+        worker pool, for runner "portable" (no worker pool: LOOPBACK).
       direct_mode / direct_workers: DirectRunner in_memory | multi_processing, and its workers.
       enable_cache: reuse outputs of components whose inputs did not change.
       serving_version_policy: version policy written to <serving_base>/models.config.
@@ -95,8 +150,11 @@ class PipelineConfig:
     auc_floor: float = 0.55
     min_gain_over_count: float = 0.001
     max_auc_drop: float = 0.02
+    vertex_training: dict = dataclasses.field(default_factory=dict)
     runner: str = "direct"
     beam_args: list = dataclasses.field(default_factory=list)
+    job_endpoint: str = ""
+    worker_pool: str = ""
     direct_mode: str = "in_memory"
     direct_workers: int = 1
     enable_cache: bool = True
@@ -110,10 +168,9 @@ class PipelineConfig:
         self.schema_path = absolute(self.schema_path)
         if not self.serving_base:
             self.serving_base = os.path.join(self.pipeline_root, "serving")
-        if self.runner not in RUNNERS:
-            raise ValueError(f"runner must be one of {RUNNERS}, got {self.runner!r}")
-        if self.direct_mode not in ("in_memory", "multi_processing", "multi_threading"):
-            raise ValueError(f"unknown direct_mode {self.direct_mode!r}")
+        self.beam_pipeline_args()  # validates the runner and its flags now
+        if self.vertex_training:
+            vertex_custom_config({}, self.vertex_training)  # validates the keys now
         if not 0 < self.eval_fraction < 1:
             raise ValueError("eval_fraction must be in (0, 1)")
         self.top_k = tuple(sorted({int(k) for k in self.top_k}))
@@ -171,22 +228,22 @@ class PipelineConfig:
         return self.trainer_custom_config(COUNT_MODEL_TYPE)
 
     def beam_pipeline_args(self) -> list:
-        """Beam flags for the chosen runner; extra `beam_args` are appended verbatim.
+        """Beam flags for the chosen runner (`tf_ccl4rec.beam_runner.pipeline_args`); extra
+        `beam_args` are appended verbatim.
 
-        DirectRunner runs here. Flink/Spark/Dataflow need their cluster flags in `beam_args`
-        (e.g. --flink_master=HOST:PORT, --spark_master_url=..., --project/--region/--temp_location).
+        DirectRunner and the portable runner (a Beam job service + worker pool) run here.
+        Flink/Spark/Dataflow need their cluster flags in `beam_args` (e.g.
+        --flink_master=HOST:PORT, --spark_master_url=..., --project/--region/--temp_location).
         Our DoFns have no local-file side effects, so the same pipeline runs there unchanged.
         """
-        if self.runner == "direct":
-            args = ["--runner=DirectRunner", f"--direct_running_mode={self.direct_mode}"]
-            args.append(f"--direct_num_workers={self.direct_workers}")
-        elif self.runner == "flink":
-            args = ["--runner=FlinkRunner", "--environment_type=LOOPBACK"]
-        elif self.runner == "spark":
-            args = ["--runner=SparkRunner", "--environment_type=LOOPBACK"]
-        else:
-            args = ["--runner=DataflowRunner", "--experiments=use_runner_v2"]
-        return args + list(self.beam_args)
+        return beam_runner.pipeline_args(
+            self.runner,
+            job_endpoint=self.job_endpoint,
+            worker_pool=self.worker_pool,
+            direct_mode=self.direct_mode,
+            direct_workers=self.direct_workers,
+            extra=self.beam_args,
+        )
 
 
 SLICE_FEATURES = F.SLICE_FEATURES

@@ -22,7 +22,7 @@ from tfx import v1 as tfx
 from pipeline.components.anomaly_gate import AnomalyGate
 from pipeline.components.blessing_gate import BlessingGate
 from pipeline.components.example_gen import CCL4RecExampleGen
-from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig
+from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig, vertex_custom_config
 from pipeline.eval_config import make_eval_config, make_gate_config
 
 PREPROCESSING_FN = "tf_ccl4rec.preprocessing.preprocessing_fn"
@@ -69,8 +69,12 @@ def create_components(config: PipelineConfig) -> list:
             custom_config=config.tuner_custom_config(),
         )
 
-    def trainer_on_transform(custom_config, hyperparameters=None):
-        return tfx.components.Trainer(
+    def trainer_on_transform(custom_config, hyperparameters=None, vertex=False):
+        component = tfx.components.Trainer
+        if vertex:  # the Trainer as a Vertex AI Training job (multi-worker: TF_CONFIG per replica)
+            component = tfx.extensions.google_cloud_ai_platform.Trainer
+            custom_config = vertex_custom_config(custom_config, config.vertex_training)
+        return component(
             run_fn=RUN_FN,
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
@@ -86,6 +90,7 @@ def create_components(config: PipelineConfig) -> list:
     trainer = trainer_on_transform(
         config.trainer_custom_config(),
         tuner.outputs["best_hyperparameters"] if tuner else None,
+        vertex=bool(config.vertex_training),
     )
     # The count to beat, trained on the same examples (one counting pass).
     count_trainer = trainer_on_transform(config.count_trainer_custom_config()).with_id(

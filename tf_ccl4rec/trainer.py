@@ -31,6 +31,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
+from tf_ccl4rec import distribution as _distribution
 from tf_ccl4rec import features as F
 from tf_ccl4rec import model_registry
 from tf_ccl4rec.batching import group_by_user
@@ -48,18 +49,9 @@ WARM_START_BATCH = 4096  # rows per batch when the warm start computes statistic
 
 
 def choose_strategy(distribution: str = "auto") -> tf.distribute.Strategy:
-    """MirroredStrategy over the GPUs when there are any (or on request), else the default strategy."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if distribution == "mirrored" or (distribution == "auto" and gpus):
-        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        strategy = tf.distribute.MirroredStrategy(devices=devices)
-        log.info("Training with MirroredStrategy on %s", devices)
-        print(f"trainer: MirroredStrategy over {len(devices)} devices: {devices}", flush=True)
-        return strategy
-    if distribution not in ("auto", "default"):
-        raise ValueError(f"distribution must be auto, mirrored or default, got {distribution!r}")
-    print("trainer: no GPU visible; default (single-device) strategy", flush=True)
-    return tf.distribute.get_strategy()
+    """The Trainer's strategy (`tf_ccl4rec.distribution.choose_strategy`: multi-worker under a
+    TF_CONFIG cluster, MirroredStrategy over GPUs, else one device)."""
+    return _distribution.choose_strategy(distribution)
 
 
 def model_config(settings: TrainerSettings, tft_output) -> CCL4RecConfig:
@@ -303,16 +295,20 @@ class TrainingData:
         # an epoch would see only a few hundred users (non-i.i.d. steps).
         size = self.num_rows if with_validation else self.num_train
         rows = rows.shuffle(min(size, ROW_SHUFFLE_BUFFER), seed=seed)
-        return group_by_user(
+        batches = group_by_user(
             rows.repeat(), batch_size, rows_per_user=rows_per_user, seed=seed, drop_remainder=True
         ).prefetch(tf.data.AUTOTUNE)
+        # Multi-worker: every worker builds the same global batches and keeps its share.
+        return _distribution.shard_by_data(batches)
 
     def validation(self, batch_size: int) -> tf.data.Dataset:
-        return self._rows.filter(self._is_validation).batch(batch_size).cache().prefetch(2)
+        return _distribution.shard_by_data(
+            self._rows.filter(self._is_validation).batch(batch_size).cache().prefetch(2)
+        )
 
     def every_row(self, batch_size: int) -> tf.data.Dataset:
         """One pass over every training row, validation rows included (what a count reads)."""
-        return self._rows.batch(batch_size).prefetch(2)
+        return _distribution.shard_by_data(self._rows.batch(batch_size).prefetch(2))
 
 
 class BestEpoch(tf.keras.callbacks.EarlyStopping):
@@ -411,18 +407,32 @@ def with_hyperparameters(settings: TrainerSettings, hyperparameters) -> TrainerS
     return dataclasses.replace(settings, model={**settings.model, **values})
 
 
-def train_and_export(fn_args):
-    """Trains on `fn_args` (a TFX FnArgs), exports to fn_args.serving_model_dir, returns the model."""
+def train_and_export(fn_args, callbacks=()):
+    """Trains on `fn_args` (a TFX FnArgs), exports to fn_args.serving_model_dir, returns the model.
+
+    `callbacks`: extra Keras callbacks of the training (`fit_model`'s; the benchmarks' clocks).
+    Under a multi-worker TF_CONFIG every worker runs this; only the chief's export is kept and
+    only the chief writes TensorBoard logs (`tf_ccl4rec.distribution`).
+    """
     settings = with_hyperparameters(settings_from_fn_args(fn_args), fn_args.hyperparameters)
+    model_type = settings.model_type
+    # The strategy first: MultiWorkerMirroredStrategy configures collective ops, which TensorFlow
+    # allows only before its runtime has run anything.
+    if model_type in model_registry.COUNTING_TYPES:
+        # A count is one exact pass: every worker of a multi-worker job counts every row alone
+        # (the same model everywhere) and only the chief's export is kept.
+        strategy = tf.distribute.get_strategy()
+        chief = _distribution.is_chief(_distribution.tf_config())
+    else:
+        strategy = choose_strategy(settings.distribution)
+        chief = _distribution.strategy_is_chief(strategy)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     config = model_config(settings, tft_output)
-    model_type = settings.model_type
     content = (
         content_table(config, tft_output, settings.data_root)
         if model_type == model_registry.CCL4REC
         else None
     )
-    strategy = choose_strategy(settings.distribution)
     data = TrainingData.from_files(
         fn_args.train_files, fn_args.data_accessor, tft_output, settings.validation_fraction
     )
@@ -437,11 +447,18 @@ def train_and_export(fn_args):
         content,
         data,
         strategy,
-        log_dir=fn_args.model_run_dir,
+        log_dir=fn_args.model_run_dir if chief else None,
+        callbacks=callbacks,
         categories=categories,
     ).model
-    export_serving_model(model, tft_output, fn_args.serving_model_dir)
-    print(f"trainer: exported serving model to {fn_args.serving_model_dir}", flush=True)
+    # Every worker saves (saving may run collective ops); only the chief's copy is kept.
+    target = _distribution.export_dir(fn_args.serving_model_dir, chief)
+    export_serving_model(model, tft_output, target)
+    _distribution.remove_worker_copy(target, fn_args.serving_model_dir)
+    if chief:
+        print(f"trainer: exported serving model to {fn_args.serving_model_dir}", flush=True)
+    else:
+        print("trainer: not the chief: this worker's export was written and removed", flush=True)
     return model
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from tf_ccl4rec import model_registry
 from tf_ccl4rec.config import PRESETS
 
-DISTRIBUTIONS = ("auto", "mirrored", "default")
+DISTRIBUTIONS = ("auto", "mirrored", "multi_worker", "default")  # tf_ccl4rec/distribution.py
 CUSTOM_CONFIG_KEY = "trainer_settings"  # the one key of the Trainer's custom_config
 TUNE_TRIALS_KEY = "tune_trials"  # the Tuner's custom_config: the Trainer's and this
 
@@ -31,7 +31,9 @@ class TrainerSettings:
       transform: The Transform settings used (`tf_ccl4rec.preprocessing.DEFAULTS` keys); the
         model's max_history and num_oov_buckets come from here and vocab_size from Transform.
       data_root: Raw-log directory (for the video-feature table of content representations).
-      distribution: "auto" (MirroredStrategy when GPUs are visible), "mirrored" or "default".
+      distribution: "auto" (MultiWorkerMirroredStrategy when TF_CONFIG names several workers,
+        else MirroredStrategy when GPUs are visible), "multi_worker", "mirrored" or "default"
+        (`tf_ccl4rec.distribution`).
       rows_per_user: Rows of one user kept together in a batch (L_cui needs both labels).
       max_epochs: Upper bound on passes over the training rows.
       train_steps: Optional override: this many optimizer steps in total (split over

@@ -1,12 +1,14 @@
-"""`ccl4rec bench {serve,train,infer,pipeline}`: benchmarks that print figures (never tests)."""
+"""`ccl4rec bench {serve,train,infer,pipeline,multiworker}`: benchmarks that print figures (never tests)."""
 
 import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tf_ccl4rec.bench import pipeline, serve, speed
+    from tf_ccl4rec.bench import multi_worker, pipeline, serve, speed
 
-    sub = parser.add_subparsers(dest="bench_command", metavar="{serve,train,infer,pipeline}")
+    sub = parser.add_subparsers(
+        dest="bench_command", metavar="{serve,train,infer,pipeline,multiworker}"
+    )
     sub.required = True
     serve.add_arguments(
         sub.add_parser("serve", help="gRPC latency/QPS at several concurrencies, and a soak")
@@ -21,6 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pipeline.add_arguments(
         sub.add_parser("pipeline", help="example builder + Transform on 1x/2x/4x generated data")
     )
+    multi_worker.add_arguments(
+        sub.add_parser(
+            "multiworker", help="Trainer examples/s: 1 process vs N workers (TF_CONFIG, localhost)"
+        )
+    )
 
 
 def run(args) -> int:
@@ -32,6 +39,10 @@ def run(args) -> int:
         from tf_ccl4rec.bench import pipeline
 
         return pipeline.run(args)
+    if args.bench_command == "multiworker":
+        from tf_ccl4rec.bench import multi_worker
+
+        return multi_worker.run(args)
     from tf_ccl4rec.bench import speed
 
     return speed.run(args, args.bench_command)

@@ -33,11 +33,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write the results as JSON here")
 
 
-def transform_examples(examples_dir: str, transform_dir: str, max_history: int) -> int:
+def _row_lines(batch_and_extra):
+    """One text line per transformed row (sorted feature: values), to compare runners' outputs."""
+    return [repr(sorted(row.items())) for row in batch_and_extra[0].to_pylist()]
+
+
+def transform_examples(
+    examples_dir: str,
+    transform_dir: str,
+    max_history: int,
+    beam_args: list[str] | None = None,
+    rows_prefix: str | None = None,
+) -> int:
     """TFT analyze + transform of the train split as TFX's Transform component runs it.
 
     The examples are read by tfx_bsl's TFXIO (C++ decoding into RecordBatches, with the pipeline's
     schema) and transformed into RecordBatches; no Python dict per row on either side.
+    `beam_args` picks the runner (default DirectRunner; `tf_ccl4rec.beam_runner`); with
+    `rows_prefix`, every transformed row is also written as one text line (`_row_lines`) to
+    `<rows_prefix>-*` (what the portable-runner test compares with DirectRunner's).
 
     Returns:
       The number of transformed rows.
@@ -58,8 +72,11 @@ def transform_examples(examples_dir: str, transform_dir: str, max_history: int) 
     schema = io_utils.parse_pbtxt_file(SCHEMA_PATH, schema_pb2.Schema())
     source = tfxio.TFExampleRecord(file_pattern=pattern, schema=schema)
     settings = {"max_history": max_history}
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    # (A portable runner's workers must reach the temp dir: here they share this host's /tmp.)
     with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):
-        with beam.Pipeline() as pipeline:
+        with beam.Pipeline(options=PipelineOptions(beam_args or [])) as pipeline:
             (transformed, _), transform_fn = (
                 pipeline | "Read" >> source.BeamSource(),
                 source.TensorAdapterConfig(),
@@ -76,6 +93,12 @@ def transform_examples(examples_dir: str, transform_dir: str, max_history: int) 
                     os.path.join(transform_dir, "rows"), num_shards=1, shard_name_template=""
                 )  # fmt: skip
             )
+            if rows_prefix:
+                _ = (
+                    transformed
+                    | "RowLines" >> beam.FlatMap(_row_lines)
+                    | "WriteRows" >> beam.io.WriteToText(rows_prefix)
+                )
     with open(os.path.join(transform_dir, "rows")) as f:
         return int(f.read())
 

@@ -2,6 +2,8 @@
 
 ``examples`` runs the Beam example builder standalone (DirectRunner by default; any Beam
 pipeline flag after ``--`` is passed through) to inspect what the TFX component will produce.
+``--runner portable --job-endpoint HOST:PORT [--worker-pool HOST:PORT]`` submits it to a Beam
+job service (`tf_ccl4rec.beam_runner`).
 """
 
 import argparse
@@ -9,6 +11,7 @@ import json
 import sys
 import time
 
+from tf_ccl4rec import beam_runner
 from tf_ccl4rec import features as F
 
 
@@ -61,7 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--overwrite", action="store_true", help="replace an existing non-empty --out whole"
     )
 
-    e = sub.add_parser("examples", help="run the Beam example builder (DirectRunner)")
+    e = sub.add_parser(
+        "examples", help="run the Beam example builder (DirectRunner, or --runner portable ...)"
+    )
     e.add_argument("--data-root", required=True, help="raw-log directory")
     e.add_argument("--out", required=True, help="output dir: Split-train/, Split-eval/, report")
     e.add_argument("--max-history", type=int, default=F.DEFAULT_MAX_HISTORY)
@@ -74,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument(
         "--overwrite", action="store_true", help="replace an existing non-empty --out whole"
     )
+    beam_runner.add_arguments(e)
     e.add_argument("beam_args", nargs=argparse.REMAINDER, help="-- then Beam pipeline flags")
 
 
@@ -200,7 +206,12 @@ def run_examples(
 def _examples(args) -> int:
     from tf_ccl4rec.data import examples, quality
 
-    beam_args = [a for a in args.beam_args if a != "--"]
+    extra = [a for a in args.beam_args if a != "--"]
+    beam_args = extra  # DirectRunner's defaults unless a runner is chosen
+    if args.runner != "direct" or args.job_endpoint or args.worker_pool:
+        beam_args = beam_runner.pipeline_args(
+            args.runner, args.job_endpoint, args.worker_pool, extra=extra
+        )
     options = examples.ExampleOptions(
         max_history=args.max_history,
         static_history=args.static_history,
