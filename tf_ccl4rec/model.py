@@ -165,12 +165,24 @@ class CCL4RecModel(tfrs.models.Model):
                 config.num_embeddings, config.item_bias, config.history_statistics, config.l2,
                 video_categories=categories, name="wide",
             )  # fmt: skip
+        # Not in the paper: the query side of the two-stage `recommend` (config.retrieval_weight);
+        # the candidate side is the video representation itself. Built here, since `call` does
+        # not use it and checkpoints must hold it.
+        self.retrieval_query = None
+        if config.retrieval_weight > 0:
+            self.retrieval_query = tf.keras.layers.Dense(
+                config.embedding_dim, use_bias=False, kernel_regularizer=reg,
+                name="retrieval_query",
+            )  # fmt: skip
+            self.retrieval_query.build((None, units))
         # Augmentation schedule (§3.5), advanced by ScheduleCallback, saved with the model.
         self.training_progress = tf.Variable(
             0.0, trainable=False, dtype=tf.float32, name="training_progress"
         )
         self._distance = losses.DISTANCES[config.distance]
         names = [f"{t}_loss" for t in LOSS_TERMS if config.loss_enabled(t)]
+        if config.retrieval_weight > 0:
+            names.append("retrieval_loss")
         names.append("embedding_l2")
         if config.use_cui:
             names.append("cui_user_fraction")
@@ -214,6 +226,20 @@ class CCL4RecModel(tfrs.models.Model):
           float32 [B, units].
         """
         return self._encode_click(features)[0]
+
+    def retrieval_queries(self, features) -> tf.Tensor:
+        """Query vectors of the retrieval stage: the projection of u (Eq 7), float32 [B, d].
+
+        Their dot product with `retrieval_candidates` ranks the videos; trained by the
+        auxiliary term of `config.retrieval_weight` (which must be > 0).
+        """
+        if self.retrieval_query is None:
+            raise ValueError("retrieval_queries needs a model with config.retrieval_weight > 0")
+        return self.retrieval_query(self.user_embedding(features))
+
+    def retrieval_candidates(self, indices) -> tf.Tensor:
+        """Candidate vectors of the retrieval stage: the video representation, [..., d]."""
+        return self.video(tf.cast(indices, tf.int64))
 
     def score_candidates(self, features, candidate_indices) -> tf.Tensor:
         """Click probabilities of C candidate videos per user with the same CTR head as `call`.
@@ -272,6 +298,14 @@ class CCL4RecModel(tfrs.models.Model):
             user_ids = self._ids(inputs, F.MODEL_USER, rank=1)
             terms["cui"], fraction = losses.cui_loss(probs, labels, user_ids, True)
             self.loss_trackers["cui_user_fraction"].update_state(fraction)
+        if self.retrieval_query is not None:
+            terms["retrieval"] = cfg.retrieval_weight * losses.in_batch_retrieval_loss(
+                self.retrieval_query(u),
+                target,
+                target_ids,
+                self._ids(inputs, F.MODEL_USER, rank=1),
+                labels,
+            )
         if training and cfg.needs_augmentation:
             terms.update(
                 self._augmented_terms(u, seq, mask, alpha_t, target, extra_logits, wide, labels)
