@@ -218,5 +218,7 @@ def in_batch_retrieval_loss(queries, candidates, candidate_ids, user_ids, labels
     # The TFRS value for removed columns: finite, so the softmax stays NaN-free.
     removed = tf.fill(tf.shape(logits), tf.constant(tf.float32.min / 100.0, tf.float32))
     logits = tf.where(tf.logical_and(same, other), removed, logits)
-    per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(num), logits)
+    # Softmax cross-entropy with the diagonal as the label, written out: the op needs >= 1
+    # class and a batch may have no click.
+    per_row = tf.reduce_logsumexp(logits, axis=1) - tf.linalg.diag_part(logits)
     return tf.math.divide_no_nan(tf.reduce_sum(per_row), tf.cast(num, tf.float32))

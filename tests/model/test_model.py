@@ -298,3 +298,29 @@ def test_savedmodel_round_trip(tmp_path):
         str(tmp_path / "keras"), custom_objects={"CCL4RecModel": CCL4RecModel}
     )
     np.testing.assert_allclose(revived(feats).numpy(), expected, atol=1e-6)
+
+
+def test_retrieval_term_makes_the_dot_product_agree_with_the_ctr_head():
+    """With retrieval_weight, the top 10% of the catalogue by dot product holds the held-out
+    user's topic and most of the CTR head's top 10 (what the two-stage recommend relies on)."""
+    cfg = CCL4RecConfig(
+        **SMALL,
+        retrieval_weight=1.0,
+        use_ccl=False, use_ccl_pos=False, use_ccl_neg=False, use_ce_pos=False, use_ce_neg=False,
+    )  # fmt: skip
+    model, losses, history = train(cfg, steps=300, data=planted_data(num_users=400))
+    assert history.history["retrieval_loss"][-1] > 0
+    _assert_falls(losses, "retrieval")
+    heldout = planted_data(num_users=40, rows_per_user=1, seed=9)
+    keep = (heldout[F.MODEL_CLICK_HISTORY] > 0).sum(axis=1) >= 2
+    features = {F.MODEL_CLICK_HISTORY: tf.constant(heldout[F.MODEL_CLICK_HISTORY][keep])}
+    items = np.arange(1, VOCAB + 1)
+    dots = model.retrieval_queries(features).numpy() @ model.retrieval_candidates(items).numpy().T
+    ctr = model.score_candidates(features, np.tile(items, (int(keep.sum()), 1))).numpy()
+    top_n = np.argsort(-dots, axis=1)[:, : VOCAB // 10]
+    top_ctr = np.argsort(-ctr, axis=1)[:, :10]
+    topic = (heldout[F.MODEL_CLICK_HISTORY][keep][:, 0] - 1) % TOPICS
+    on_topic = np.mean((items[top_n] - 1) % TOPICS == topic[:, None])
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top_n, top_ctr, strict=True)])
+    print(f"retrieval top-20 on topic: {on_topic:.2f}; CTR top-10 within it: {overlap:.2f}")
+    assert on_topic > 0.6 and overlap > 0.5  # chance: 0.2 and 0.1
