@@ -4,11 +4,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_ccl4rec import features as F
 from tf_ccl4rec.config import CCL4RecConfig
 from tf_ccl4rec.export import export_serving_model
 from tf_ccl4rec.testing import build_serving_model, vocabulary
 
 SMALL_N = 5
+# The retrieval vectors hold the wide logit's per-video part: test with all of it.
+WIDE = {
+    "retrieval_weight": 1.0,
+    "item_bias": True,
+    "history_statistics": True,
+    "category_statistics": True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +25,7 @@ def exports(tmp_path_factory):
     N = the whole catalogue, two-stage with N = SMALL_N."""
     workdir = tmp_path_factory.mktemp("two_stage")
     one_stage, model, tft_output, _ = build_serving_model(
-        str(workdir), model_overrides={"retrieval_weight": 1.0}, train_steps=30
+        str(workdir), model_overrides=WIDE, train_steps=30, num_categories=4
     )
     vocab = vocabulary(tft_output)
     full = export_serving_model(model, tft_output, str(workdir / "full"), len(vocab))
@@ -68,14 +76,17 @@ def test_retrieve_is_the_top_n_unseen_by_dot_product(exports):
     histories = _histories(vocab, model)
     out = loaded["small"].retrieve(_pad(histories), _pad([[]] * 4), SMALL_N)
     ids = out["video_ids"].numpy().astype(str)
-    u = (
-        loaded["small"]
-        .signatures["user_embedding"](
-            click_history=_pad(histories), nonclick_history=_pad([[]] * 4)
-        )["embedding"]
-        .numpy()
-    )
-    queries = u @ model.retrieval_query.kernel.numpy()
+    # The model's query vectors of the histories as Transform gives them (newest window, OOV).
+    index = {v: i + 1 for i, v in enumerate(vocab)}
+    window = model.config.max_history
+    clicked = [([index.get(v, len(vocab) + 1) for v in h] + [0] * window)[:window] for h in
+               [h[-window:] for h in histories]]  # fmt: skip
+    queries = model.retrieval_queries(
+        {
+            F.MODEL_CLICK_HISTORY: tf.constant(clicked, tf.int64),
+            F.MODEL_NONCLICK_HISTORY: tf.zeros([4, window], tf.int64),
+        }
+    ).numpy()
     items = model.retrieval_candidates(np.arange(1, len(vocab) + 1)).numpy()
     for user, history in enumerate(histories):
         dots = items @ queries[user]
