@@ -14,6 +14,7 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec import serving_contract as sig
@@ -56,7 +57,7 @@ def serving_feature_spec(raw_spec: dict) -> dict:
 class ServingModule(tf.Module):
     """Holds the Transform layer, the model and the vocabulary; its tf.functions are the signatures."""
 
-    def __init__(self, model, tft_output):
+    def __init__(self, model, tft_output, retrieval_candidates=None):
         super().__init__()
         self.model = model
         self.tft_layer = tft_output.transform_features_layer()
@@ -74,6 +75,51 @@ class ServingModule(tf.Module):
                 value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
             ),
             default_value="",
+        )
+        self._build_retrieval(model, retrieval_candidates)
+
+    def _build_retrieval(self, model, retrieval_candidates=None):
+        """The stage-1 index of a two-stage `recommend` (config.retrieval_candidates > 0), over
+        the vocabulary's video vectors (indices 1..vocab_size; padding and OOV rows left out).
+
+        Such an export also carries, as functions of the SavedModel (not signatures):
+        `recommend_exhaustive` (Eq 13 over every video, the one-stage `recommend`) and
+        `retrieve` (stage 1 alone), for benchmarks and checks.
+        """
+        config = getattr(model, "config", None)
+        if retrieval_candidates is None:
+            retrieval_candidates = getattr(config, "retrieval_candidates", 0)
+        self.retrieval_candidates = int(retrieval_candidates or 0)
+        if not self.retrieval_candidates:
+            return
+        if getattr(model, "retrieval_query", None) is None:
+            raise ValueError(
+                "a two-stage recommend (retrieval_candidates > 0) needs a model trained with "
+                "config.retrieval_weight > 0"
+            )
+        self.retrieval_index_type = config.retrieval_index
+        indices = tf.range(1, self.vocab_size + 1, dtype=tf.int64)
+        vectors = model.retrieval_candidates(indices)
+        if self.retrieval_index_type == "scann":
+            fetch = min(self.retrieval_candidates + config.max_history, self.vocab_size)
+            self.retrieval_index = tfrs.layers.factorized_top_k.ScaNN(
+                k=fetch, num_reordering_candidates=max(fetch, 100)
+            )
+        else:
+            self.retrieval_index = tfrs.layers.factorized_top_k.BruteForce(
+                k=min(self.retrieval_candidates, self.vocab_size)
+            )
+        self.retrieval_index.index(vectors, indices)
+        history = [
+            tf.TensorSpec([None, None], tf.string, name=sig.CLICK_HISTORY),
+            tf.TensorSpec([None, None], tf.string, name=sig.NONCLICK_HISTORY),
+        ]
+        self.recommend_exhaustive = tf.function(
+            self._recommend_exhaustive,
+            input_signature=history + [tf.TensorSpec([], tf.int32, name=sig.K)],
+        )
+        self.retrieve = tf.function(
+            self._retrieve, input_signature=history + [tf.TensorSpec([], tf.int32, name="n")]
         )
 
     # --- raw -> transformed ----------------------------------------------------------------------
@@ -158,29 +204,36 @@ class ServingModule(tf.Module):
             )
         }
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None], tf.string, name=sig.CLICK_HISTORY),
-            tf.TensorSpec([None, None], tf.string, name=sig.NONCLICK_HISTORY),
-            tf.TensorSpec([], tf.int32, name=sig.K),
-        ]
-    )
-    def recommend(self, click_history, nonclick_history, k):
+    def _clicked_indices(self, click_history, batch):
+        """[B, W] model indices of every raw clicked id, sorted per user, column 0 = padding.
+
+        Raw clicked ids beyond the model's max_history cut must be excluded too: compare
+        indices. Sorted (a 0 = padding column keeps an empty history searchable), so candidates
+        find their clicked ones by binary search in [B, C] memory, not [B, C, W].
+        """
+        all_clicked = self._video_indices(click_history)
+        return tf.sort(tf.concat([tf.zeros([batch, 1], tf.int64), all_clicked], axis=1), axis=1)
+
+    @staticmethod
+    def _seen(all_clicked, candidates):
+        """[B, C] bool: whether each candidate index is among the user's `all_clicked`."""
+        width = tf.shape(all_clicked, out_type=tf.int64)[1]
+        at = tf.minimum(tf.searchsorted(all_clicked, candidates, out_type=tf.int64), width - 1)
+        return tf.equal(tf.gather(all_clicked, at, batch_dims=1), candidates)
+
+    def _top_ids(self, best_scores, best_index):
+        valid = tf.math.is_finite(best_scores)  # fewer unseen videos than k
+        ids = tf.where(valid, self.index_to_id.lookup(best_index - 1), "")
+        return {sig.VIDEO_IDS: ids, sig.SCORES: tf.where(valid, best_scores, 0.0)}
+
+    def _recommend_exhaustive(self, click_history, nonclick_history, k):
+        """Eq 13 over the whole vocabulary in chunks of RECOMMEND_CHUNK, clicked videos out."""
         tf.debugging.assert_positive(k, message="k must be >= 1")
         history = self._history_features(click_history, nonclick_history)
-        clicked = history[F.MODEL_CLICK_HISTORY]
-        batch = tf.shape(clicked)[0]
+        batch = tf.shape(history[F.MODEL_CLICK_HISTORY])[0]
         vocab = tf.constant(self.vocab_size, tf.int64)
-        k = tf.minimum(tf.cast(k, tf.int64), vocab)
-        k32 = tf.cast(k, tf.int32)
-        # Raw clicked ids beyond the model's max_history cut must be excluded too: compare indices.
-        # Sorted per user (a 0 = padding column keeps an empty history searchable), so each chunk
-        # finds its clicked candidates by binary search in [B, chunk] memory, not [B, chunk, N].
-        all_clicked = self._video_indices(click_history)
-        all_clicked = tf.sort(
-            tf.concat([tf.zeros([batch, 1], tf.int64), all_clicked], axis=1), axis=1
-        )
-        width = tf.shape(all_clicked, out_type=tf.int64)[1]
+        k32 = tf.cast(tf.minimum(tf.cast(k, tf.int64), vocab), tf.int32)
+        all_clicked = self._clicked_indices(click_history, batch)
         best_scores = tf.fill([batch, k32], -float("inf"))
         best_index = tf.zeros([batch, k32], tf.int64)
 
@@ -189,9 +242,7 @@ class ServingModule(tf.Module):
             chunk = tf.range(start, end, dtype=tf.int64)
             candidates = tf.tile(chunk[None, :], [batch, 1])
             scores = self.model.score_candidates(history, candidates)
-            at = tf.minimum(tf.searchsorted(all_clicked, candidates, out_type=tf.int64), width - 1)
-            seen = tf.equal(tf.gather(all_clicked, at, batch_dims=1), candidates)
-            scores = tf.where(seen, -float("inf"), scores)
+            scores = tf.where(self._seen(all_clicked, candidates), -float("inf"), scores)
             merged_scores = tf.concat([best_scores, scores], axis=1)
             merged_index = tf.concat([best_index, candidates], axis=1)
             top = tf.math.top_k(merged_scores, k=k32)
@@ -207,9 +258,67 @@ class ServingModule(tf.Module):
                 tf.TensorShape([None, None]),
             ),
         )
-        valid = tf.math.is_finite(best_scores)  # fewer unseen videos than k
-        ids = tf.where(valid, self.index_to_id.lookup(best_index - 1), "")
-        return {sig.VIDEO_IDS: ids, sig.SCORES: tf.where(valid, best_scores, 0.0)}
+        return self._top_ids(best_scores, best_index)
+
+    def _retrieve_indices(self, history, all_clicked, n):
+        """Stage 1: the n unseen videos with the largest retrieval dot product, [B, n] indices
+        and scores (-inf where fewer than n are unseen), best first."""
+        queries = self.model.retrieval_queries(history)
+        if self.retrieval_index_type == "scann":
+            # ScaNN's k is fixed at export: N plus a history's worth of seen videos.
+            scores, index = self.retrieval_index(queries)
+        else:
+            # Exact: the n best unseen are among the n + W best overall (W = clicked columns).
+            width = tf.shape(all_clicked, out_type=tf.int64)[1]
+            fetch = tf.minimum(n + width, tf.constant(self.vocab_size, tf.int64))
+            scores, index = self.retrieval_index(queries, k=tf.cast(fetch, tf.int32))
+        index = tf.cast(index, tf.int64)
+        scores = tf.where(self._seen(all_clicked, index), -float("inf"), scores)
+        n32 = tf.minimum(tf.cast(n, tf.int32), tf.shape(scores)[1])
+        top = tf.math.top_k(scores, k=n32)
+        return tf.gather(index, top.indices, batch_dims=1), top.values
+
+    def _recommend_two_stage(self, click_history, nonclick_history, k):
+        """Stage 1 retrieves max(N, k) unseen videos by dot product, stage 2 ranks them by
+        Eq 13 (`score_candidates`); outputs as `_recommend_exhaustive`."""
+        tf.debugging.assert_positive(k, message="k must be >= 1")
+        history = self._history_features(click_history, nonclick_history)
+        batch = tf.shape(history[F.MODEL_CLICK_HISTORY])[0]
+        vocab = tf.constant(self.vocab_size, tf.int64)
+        k64 = tf.minimum(tf.cast(k, tf.int64), vocab)
+        n = tf.minimum(tf.maximum(tf.constant(self.retrieval_candidates, tf.int64), k64), vocab)
+        all_clicked = self._clicked_indices(click_history, batch)
+        retrieved, _ = self._retrieve_indices(history, all_clicked, n)
+        # In index order, as the exhaustive ranking scores them: with N = the catalogue both
+        # score the same [B, V] candidates in the same order and agree exactly (ties included).
+        candidates = tf.sort(retrieved, axis=1)
+        scores = self.model.score_candidates(history, candidates)
+        # Retrieved slots past the unseen videos hold seen ones: out, as in the exhaustive path.
+        scores = tf.where(self._seen(all_clicked, candidates), -float("inf"), scores)
+        top = tf.math.top_k(scores, k=tf.minimum(tf.cast(k64, tf.int32), tf.shape(scores)[1]))
+        return self._top_ids(top.values, tf.gather(candidates, top.indices, batch_dims=1))
+
+    def _retrieve(self, click_history, nonclick_history, n):
+        """Stage 1 alone (a function of the SavedModel, not a signature): the n unseen videos
+        with the largest dot product, ids and dot products, best first."""
+        history = self._history_features(click_history, nonclick_history)
+        batch = tf.shape(history[F.MODEL_CLICK_HISTORY])[0]
+        n = tf.minimum(tf.cast(n, tf.int64), tf.constant(self.vocab_size, tf.int64))
+        all_clicked = self._clicked_indices(click_history, batch)
+        index, scores = self._retrieve_indices(history, all_clicked, n)
+        return self._top_ids(scores, index)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.string, name=sig.CLICK_HISTORY),
+            tf.TensorSpec([None, None], tf.string, name=sig.NONCLICK_HISTORY),
+            tf.TensorSpec([], tf.int32, name=sig.K),
+        ]
+    )
+    def recommend(self, click_history, nonclick_history, k):
+        if self.retrieval_candidates:
+            return self._recommend_two_stage(click_history, nonclick_history, k)
+        return self._recommend_exhaustive(click_history, nonclick_history, k)
 
     @tf.function(
         input_signature=[
@@ -230,13 +339,17 @@ class ServingModule(tf.Module):
         }
 
 
-def export_serving_model(model, tft_output, export_dir: str) -> str:
+def export_serving_model(model, tft_output, export_dir: str, retrieval_candidates=None) -> str:
     """Writes the SavedModel with all four signatures to ``export_dir`` atomically.
+
+    ``retrieval_candidates`` (default: the model config's) > 0 makes ``recommend`` two-stage:
+    retrieve that many videos by dot product, rank them with Eq 13 (``ServingModule``); 0 ranks
+    the whole vocabulary with Eq 13. The signatures are the same either way.
 
     The model is written to a temporary sibling directory and renamed into place, so a server
     polling the parent never sees a half-written version.
     """
-    module = ServingModule(model, tft_output)
+    module = ServingModule(model, tft_output, retrieval_candidates)
     parent = os.path.dirname(os.path.abspath(export_dir)) or "."
     tf.io.gfile.makedirs(parent)
     tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=parent)

@@ -182,3 +182,43 @@ def binary_cross_entropy(labels, logits, sample_weight=None) -> tf.Tensor:
         return tf.reduce_mean(per)
     w = tf.cast(sample_weight, per.dtype)
     return tf.math.divide_no_nan(tf.reduce_sum(per * w), tf.reduce_sum(w))
+
+
+def in_batch_retrieval_loss(queries, candidates, candidate_ids, user_ids, labels) -> tf.Tensor:
+    """Auxiliary retrieval objective (not in the paper): in-batch softmax over the clicked rows.
+
+    Each clicked row's query must pick its own clicked video out of the batch's clicked videos
+    by dot product: -log(exp(q_i·c_i) / Σ_j exp(q_i·c_j)) over the clicked rows i, j. As
+    `tfrs.tasks.Retrieval(remove_accidental_hits=True)`, a column j ≠ i holding the same video
+    is left out of row i's softmax; unlike it, so is a column j ≠ i of the same user (the
+    trainer batches several rows of a user together, and the user's other clicks are positives,
+    not negatives).
+
+    Args:
+      queries: [B, D] query vectors (the retrieval projection of the Eq 7 user vector).
+      candidates: [B, D] vectors of the rows' target videos.
+      candidate_ids: [B] target video indices.
+      user_ids: [B] user ids.
+      labels: [B] 0/1 clicks; only the clicked rows take part.
+
+    Returns:
+      Scalar: mean over the clicked rows (0 when the batch has none).
+    """
+    clicked = tf.reshape(tf.cast(labels, tf.float32), [-1]) > 0.5
+    q = tf.boolean_mask(tf.cast(queries, tf.float32), clicked)
+    c = tf.boolean_mask(tf.cast(candidates, tf.float32), clicked)
+    ids = tf.boolean_mask(tf.reshape(candidate_ids, [-1]), clicked)
+    users = tf.boolean_mask(tf.reshape(user_ids, [-1]), clicked)
+    logits = tf.matmul(q, c, transpose_b=True)  # [P, P]
+    num = tf.shape(logits)[0]
+    other = tf.logical_not(tf.eye(num, dtype=tf.bool))
+    same = tf.logical_or(
+        tf.equal(ids[:, None], ids[None, :]), tf.equal(users[:, None], users[None, :])
+    )
+    # The TFRS value for removed columns: finite, so the softmax stays NaN-free.
+    removed = tf.fill(tf.shape(logits), tf.constant(tf.float32.min / 100.0, tf.float32))
+    logits = tf.where(tf.logical_and(same, other), removed, logits)
+    # Softmax cross-entropy with the diagonal as the label, written out: the op needs >= 1
+    # class and a batch may have no click.
+    per_row = tf.reduce_logsumexp(logits, axis=1) - tf.linalg.diag_part(logits)
+    return tf.math.divide_no_nan(tf.reduce_sum(per_row), tf.cast(num, tf.float32))

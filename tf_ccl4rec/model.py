@@ -22,7 +22,13 @@ from tf_ccl4rec.layers import (
     VideoRepresentation,
     WideLogit,
 )
-from tf_ccl4rec.layers.wide import count_logits, fit_statistics_weights, history_statistics
+from tf_ccl4rec.layers.wide import (
+    NUM_STATISTICS,
+    category_statistics,
+    count_logits,
+    fit_statistics_weights,
+    history_statistics,
+)
 
 
 def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, tf.TensorSpec]:
@@ -165,12 +171,24 @@ class CCL4RecModel(tfrs.models.Model):
                 config.num_embeddings, config.item_bias, config.history_statistics, config.l2,
                 video_categories=categories, name="wide",
             )  # fmt: skip
+        # Not in the paper: the query side of the two-stage `recommend` (config.retrieval_weight);
+        # the candidate side is the video representation itself. Built here, since `call` does
+        # not use it and checkpoints must hold it.
+        self.retrieval_query = None
+        if config.retrieval_weight > 0:
+            self.retrieval_query = tf.keras.layers.Dense(
+                config.embedding_dim, use_bias=False, kernel_regularizer=reg,
+                name="retrieval_query",
+            )  # fmt: skip
+            self.retrieval_query.build((None, units))
         # Augmentation schedule (§3.5), advanced by ScheduleCallback, saved with the model.
         self.training_progress = tf.Variable(
             0.0, trainable=False, dtype=tf.float32, name="training_progress"
         )
         self._distance = losses.DISTANCES[config.distance]
         names = [f"{t}_loss" for t in LOSS_TERMS if config.loss_enabled(t)]
+        if config.retrieval_weight > 0:
+            names.append("retrieval_loss")
         names.append("embedding_l2")
         if config.use_cui:
             names.append("cui_user_fraction")
@@ -214,6 +232,68 @@ class CCL4RecModel(tfrs.models.Model):
           float32 [B, units].
         """
         return self._encode_click(features)[0]
+
+    def retrieval_queries(self, features) -> tf.Tensor:
+        """Query vectors of the retrieval stage, float32 [B, d + w].
+
+        [W u, 1, s_u]: the projection of u (Eq 7) to d, then the user's side of the wide logit's
+        per-video part (`_wide_retrieval_parts`): with `retrieval_candidates`' [v, b_v,
+        onehot(category)], the dot product is W u · v + b_v + s_u[category(v)], i.e. the wide
+        logit exactly (up to the user's own statistics, the same for every video) plus a
+        learned bilinear stand-in for Eq 13's MLP. Needs `config.retrieval_weight` > 0.
+        """
+        if self.retrieval_query is None:
+            raise ValueError("retrieval_queries needs a model with config.retrieval_weight > 0")
+        u = self.user_embedding(features)
+        if not self.config.retrieval_trains_encoder:
+            u = tf.stop_gradient(u)
+        parts = [self.retrieval_query(u)] + self._wide_retrieval_parts(features=features)
+        return tf.concat(parts, axis=-1)
+
+    def retrieval_candidates(self, indices) -> tf.Tensor:
+        """Candidate vectors of the retrieval stage, [..., d + w]: the video representation, then
+        the video's side of the wide logit (`retrieval_queries`)."""
+        indices = tf.cast(indices, tf.int64)
+        v = self.video(indices)
+        if not self.config.retrieval_trains_encoder:
+            v = tf.stop_gradient(v)
+        return tf.concat([v] + self._wide_retrieval_parts(indices=indices), axis=-1)
+
+    def _wide_retrieval_parts(self, features=None, indices=None):
+        """The wide logit's per-video part as a dot product (fixed: no gradient from retrieval).
+
+        Query side (`features`): [1] for the per-video bias, then s_u [K], the statistics term
+        of each category for this user (category_statistics · their weights; 0 for none).
+        Candidate side (`indices`): [b_v], then the one-hot of the video's category.
+        """
+        wide = self.wide
+        if wide is None:
+            return []
+        parts = []
+        if features is not None:
+            clicked = self._ids(features, F.MODEL_CLICK_HISTORY, rank=2)
+            batch = tf.shape(clicked)[0]
+            if wide.bias is not None:
+                parts.append(tf.ones([batch, 1], tf.float32))
+            if wide.category_of is not None:
+                k = wide.num_categories
+                stats = category_statistics(
+                    clicked,
+                    self._ids(features, F.MODEL_NONCLICK_HISTORY, rank=2),
+                    tf.tile(tf.range(k, dtype=tf.int32)[None, :], [batch, 1]),
+                    wide.category_of,
+                    k,
+                    candidates_are_categories=True,
+                )  # [B, K, 3]
+                weights = wide.statistics.kernel[NUM_STATISTICS:, 0]
+                parts.append(tf.stop_gradient(tf.linalg.matvec(stats, weights)))
+            return parts
+        if wide.bias is not None:
+            parts.append(tf.stop_gradient(wide.bias(tf.cast(indices, tf.int32))))
+        if wide.category_of is not None:
+            category = tf.gather(wide.category_of, tf.cast(indices, tf.int32))
+            parts.append(tf.one_hot(category, wide.num_categories, dtype=tf.float32))
+        return parts
 
     def score_candidates(self, features, candidate_indices) -> tf.Tensor:
         """Click probabilities of C candidate videos per user with the same CTR head as `call`.
@@ -272,6 +352,14 @@ class CCL4RecModel(tfrs.models.Model):
             user_ids = self._ids(inputs, F.MODEL_USER, rank=1)
             terms["cui"], fraction = losses.cui_loss(probs, labels, user_ids, True)
             self.loss_trackers["cui_user_fraction"].update_state(fraction)
+        if self.retrieval_query is not None:
+            terms["retrieval"] = cfg.retrieval_weight * losses.in_batch_retrieval_loss(
+                self.retrieval_queries(inputs),
+                self.retrieval_candidates(target_ids),
+                target_ids,
+                self._ids(inputs, F.MODEL_USER, rank=1),
+                labels,
+            )
         if training and cfg.needs_augmentation:
             terms.update(
                 self._augmented_terms(u, seq, mask, alpha_t, target, extra_logits, wide, labels)

@@ -18,10 +18,11 @@ Signature           Input (dtype, shape)    Output              Meaning
                     string ``[B, M]``
                     ``candidates``
                     string ``[B, C]``
-``recommend``       ``click_history``,      ``video_ids``       top-k over the whole vocabulary,
-                    ``nonclick_history``    string ``[B, k]``   clicked videos excluded, sorted by
-                    as above; ``k`` int32   ``scores``          score (descending).
-                    scalar                  float32 ``[B, k]``
+``recommend``       ``click_history``,      ``video_ids``       top-k over the whole vocabulary
+                    ``nonclick_history``    string ``[B, k]``   (a two-stage export: over the N
+                    as above; ``k`` int32   ``scores``          videos retrieved first), clicked
+                    scalar                  float32 ``[B, k]``  videos excluded, sorted by score
+                                                                (descending).
 ``user_embedding``  ``click_history``,      ``embedding``       the user vector u (for ANN
                     ``nonclick_history``    float32 ``[B, D]``  retrieval).
 ==================  ======================  ==================  ====================================

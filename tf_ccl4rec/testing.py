@@ -80,9 +80,12 @@ def build_serving_model(
     seed=0,
     data_seed=0,
     export_dir=None,
+    num_categories=0,
 ):
     """A real serving SavedModel at `export_dir` (default <workdir>/export; TFT output in
     <workdir>/transform). `data_seed` fixes the data (hence the vocabulary), `seed` the weights.
+    `num_categories` > 0 gives the videos random categories 1..num_categories - 1 (0 = none) for
+    the `category_statistics` of the model overrides.
 
     Returns:
       (export_dir, model, tft_output, transformed rows)
@@ -104,7 +107,14 @@ def build_serving_model(
         "max_history": settings["max_history"],
     }
     tf.keras.utils.set_random_seed(seed)
-    model = CCL4RecModel(CCL4RecConfig.from_dict(values))
+    config = CCL4RecConfig.from_dict(values)
+    categories = None
+    if num_categories:
+        categories = np.random.default_rng(data_seed).integers(
+            0, num_categories, config.num_embeddings
+        )
+        categories[0] = 0
+    model = CCL4RecModel(config, video_categories=categories)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
     columns = {k: np.stack([np.asarray(r[k]) for r in transformed]) for k in transformed[0]}
     if train_steps:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from np_reference import np_in_batch_retrieval_loss
 
 from tf_ccl4rec import losses
 
@@ -143,3 +144,31 @@ def test_distances_on_unit_hypersphere():
     np.testing.assert_allclose(
         losses.euclidean_distance(a, b).numpy(), np.linalg.norm(an - bn, axis=-1), atol=1e-5
     )
+
+
+def test_in_batch_retrieval_loss_matches_numpy():
+    rng = np.random.default_rng(3)
+    b, d = 12, 4
+    queries = rng.normal(size=(b, d)).astype(np.float32)
+    candidates = rng.normal(size=(b, d)).astype(np.float32)
+    ids = rng.integers(1, 6, b)  # repeats: accidental hits
+    users = rng.integers(0, 4, b)  # several rows per user
+    labels = (rng.uniform(size=b) > 0.3).astype(np.float32)
+    got = losses.in_batch_retrieval_loss(queries, candidates, ids, users, labels).numpy()
+    want = np_in_batch_retrieval_loss(queries, candidates, ids, users, labels)
+    assert want > 0
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # Gradients stay finite with removed columns.
+    q = tf.Variable(queries)
+    with tf.GradientTape() as tape:
+        loss = losses.in_batch_retrieval_loss(q, candidates, ids, users, labels)
+    assert np.all(np.isfinite(tape.gradient(loss, q).numpy()))
+
+
+def test_in_batch_retrieval_loss_is_zero_without_clicks_or_others():
+    q = np.ones((3, 2), np.float32)
+    no_clicks = losses.in_batch_retrieval_loss(q, q, [1, 2, 3], [0, 1, 2], [0, 0, 0])
+    assert no_clicks.numpy() == 0.0
+    # One user's rows only: every other column is removed, each row's softmax is over itself.
+    one_user = losses.in_batch_retrieval_loss(q, q, [1, 2, 3], [5, 5, 5], [1, 1, 1])
+    assert one_user.numpy() == pytest.approx(0.0, abs=1e-6)

@@ -71,7 +71,14 @@ def history_statistics(clicks: tf.Tensor, nonclicks: tf.Tensor, recent: tf.Tenso
     return tf.stack([a, b, a - b, recent_logit], axis=-1)
 
 
-def category_statistics(click_history, nonclick_history, candidates, category_of, num_categories):
+def category_statistics(
+    click_history,
+    nonclick_history,
+    candidates,
+    category_of,
+    num_categories,
+    candidates_are_categories=False,
+):
     """The user's clicks and non-clicks in each candidate's category, float32 [..., 3].
 
     Counted over the id histories (the newest `max_history` clicks and non-clicks), not lifetime:
@@ -89,6 +96,8 @@ def category_statistics(click_history, nonclick_history, candidates, category_of
       candidates: int [B] or [B, C] video indices.
       category_of: int32 [num_embeddings] category index per video (0 = none; padding row 0).
       num_categories: Largest category index + 1.
+      candidates_are_categories: `candidates` are category indices, not video indices (the
+        statistics of every category at once, as the retrieval query needs).
 
     Returns:
       float32 [B, 3] or [B, C, 3] (the shape of `candidates` plus 3).
@@ -102,7 +111,7 @@ def category_statistics(click_history, nonclick_history, candidates, category_of
         counts.append((tf.cast(hist, tf.float32), real))
     cand = tf.cast(candidates, tf.int32)
     flat = tf.reshape(cand, [tf.shape(cand)[0], -1])  # [B, C'] (C' = 1 for [B])
-    cand_cat = tf.gather(category_of, flat)
+    cand_cat = flat if candidates_are_categories else tf.gather(category_of, flat)
     (hist_c, wc), (hist_n, wn) = counts
     cc = tf.gather(hist_c, cand_cat, batch_dims=1)  # [B, C']
     cn = tf.gather(hist_n, cand_cat, batch_dims=1)
