@@ -109,7 +109,8 @@ class CCL4RecConfig:
       item_bias: Not in the paper. A learned per-video bias added to the logit of Eq 13.
       history_statistics: Not in the paper. The user's click / non-click counts before the
         exposure (`layers/wide.py`) as a linear term of the logit; reads the non-click history.
-      category_statistics: Not in the paper. With `history_statistics`, also the user's clicks
+      category_statistics: Not in the paper. With `history_statistics` (ignored without it, so
+        `history_statistics=false` switches the whole statistics term off), also the user's clicks
         and non-clicks in the candidate video's category, counted over the id histories
         (`layers/wide.category_statistics`); the category of each video comes from the raw log's
         `category` column (the trainer's `video_categories`); off when the log has none.
@@ -252,10 +253,6 @@ class CCL4RecConfig:
             "content_feature_dim must be >= 1 when video_representation uses content",
         )
         need(self.distance in DISTANCES, f"distance must be one of {DISTANCES}")
-        need(
-            not self.category_statistics or self.history_statistics,
-            "category_statistics adds to history_statistics: switch both on",
-        )
         need(self.retrieval_weight >= 0, "retrieval_weight must be >= 0")
         need(self.retrieval_candidates >= 0, "retrieval_candidates must be >= 0 (0 = off)")
         need(

@@ -157,10 +157,13 @@ def test_wide_logit_adds_the_weighted_category_statistics_per_candidate():
     np.testing.assert_allclose(layer(candidates, features).numpy(), want, rtol=1e-5)
 
 
-def test_category_statistics_need_the_history_statistics():
+def test_category_statistics_ride_on_the_history_statistics():
     import pytest
 
-    with pytest.raises(ValueError, match="category_statistics"):
-        CCL4RecConfig(category_statistics=True, history_statistics=False).validate()
+    # Without the history statistics there is no statistics term, so no category statistics.
+    config = CCL4RecConfig(vocab_size=5, embedding_dim=8, max_history=4, mlp_units=(8,),
+                           num_substitutes=3, item_bias=True, category_statistics=True)  # fmt: skip
+    model = CCL4RecModel(config, video_categories=np.ones(7, np.int32))
+    assert model.wide.statistics is None and model.wide.category_of is None
     with pytest.raises(ValueError, match="video_categories"):
         WideLogit(6, False, True, video_categories=np.zeros(5, np.int32))
