@@ -402,8 +402,13 @@ class CCL4RecModel(tfrs.models.Model):
         weights = None
         stats = None
         if self.wide.statistics is not None and self.wide.category_of is not None:
-            if rows is not None:
-                stats = self._statistics_of_rows(rows)
+            if rows is None:
+                # The category counts need the histories: fitting without them would leave the
+                # category weights at their initial values without a word.
+                raise ValueError(
+                    "warm start: the category statistics are on; pass the training rows (`rows`)"
+                )
+            stats = self._statistics_of_rows(rows)
         elif user_counts is not None and self.wide.statistics is not None:
             counts = np.asarray(user_counts, np.float32)
             stats = history_statistics(counts[:, 0], counts[:, 1], counts[:, 2]).numpy()

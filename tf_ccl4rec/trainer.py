@@ -124,6 +124,17 @@ def content_table(config: CCL4RecConfig, tft_output, data_root: str | None):
     return table
 
 
+def video_tables(model_type: str, config: CCL4RecConfig, tft_output, data_root: str | None):
+    """(content table, category table) of a model type: CCL4Rec's (`content_table`,
+    `video_categories`, either may be None); (None, None) for the baselines, which read ids only."""
+    if model_type != model_registry.CCL4REC:
+        return None, None
+    return (
+        content_table(config, tft_output, data_root),
+        video_categories(config, tft_output, data_root),
+    )
+
+
 def video_categories(config: CCL4RecConfig, tft_output, data_root: str | None):
     """int32 [num_embeddings] category index of every vocabulary video (0 = none), or None.
 
@@ -428,18 +439,9 @@ def train_and_export(fn_args, callbacks=()):
         chief = _distribution.strategy_is_chief(strategy)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     config = model_config(settings, tft_output)
-    content = (
-        content_table(config, tft_output, settings.data_root)
-        if model_type == model_registry.CCL4REC
-        else None
-    )
+    content, categories = video_tables(model_type, config, tft_output, settings.data_root)
     data = TrainingData.from_files(
         fn_args.train_files, fn_args.data_accessor, tft_output, settings.validation_fraction
-    )
-    categories = (
-        video_categories(config, tft_output, settings.data_root)
-        if model_type == model_registry.CCL4REC
-        else None
     )
     model = fit_model(
         settings,

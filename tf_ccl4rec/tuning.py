@@ -25,10 +25,9 @@ from tf_ccl4rec.trainer import (
     VALIDATION_METRIC,
     TrainingData,
     choose_strategy,
-    content_table,
     fit_model,
     model_config,
-    video_categories,
+    video_tables,
 )
 from tf_ccl4rec.training_settings import TUNE_TRIALS_KEY, TrainerSettings
 
@@ -109,15 +108,8 @@ class CCL4RecTuner(keras_tuner.RandomSearch):
                 self.settings, model={**self.settings.model, **trial.hyperparameters.values}
             )
             config = model_config(settings, self.tft_output)
-            content = (
-                content_table(config, self.tft_output, settings.data_root)
-                if settings.model_type == model_registry.CCL4REC
-                else None
-            )
-            categories = (
-                video_categories(config, self.tft_output, settings.data_root)
-                if settings.model_type == model_registry.CCL4REC
-                else None
+            content, categories = video_tables(
+                settings.model_type, config, self.tft_output, settings.data_root
             )
             batch = config.batch_size * self.strategy.num_replicas_in_sync
             settings = trial_settings(settings, self.data.num_train, batch)

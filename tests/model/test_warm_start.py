@@ -1,6 +1,7 @@
 """Warm start from the count: the first prediction is the user + video count's, worked in NumPy."""
 
 import numpy as np
+import pytest
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec.config import CCL4RecConfig
@@ -114,3 +115,16 @@ def test_warm_start_with_categories_fits_every_statistic_from_the_rows():
     # Eq 13 starts at 0, so before training the model is the fitted wide logit.
     wide = video[rows[F.MODEL_TARGET]] + stats @ kernel[:, 0] + bias[0]
     np.testing.assert_allclose(model(rows).numpy(), 1 / (1 + np.exp(-wide)), rtol=1e-4)
+
+
+def test_warm_start_with_categories_but_no_rows_is_refused():
+    # The category statistics are counted over the histories, which only the rows carry: without
+    # them the category weights would stay unfitted silently.
+    config = CCL4RecConfig(vocab_size=6, embedding_dim=8, max_history=4, mlp_units=(8,),
+                           num_substitutes=3, item_bias=True, history_statistics=True,
+                           category_statistics=True, warm_start_from_counts=True)  # fmt: skip
+    model = CCL4RecModel(config, video_categories=np.array([0, 1, 1, 2, 2, 3, 3, 0], np.int32))
+    model._build_if_needed()
+    counts = np.ones((5, 3), np.float32)
+    with pytest.raises(ValueError, match="pass the training rows"):
+        model.warm_start(np.arange(1, 6), np.array([1.0, 0, 1, 0, 1]), counts)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from tf_ccl4rec.config import CCL4RecConfig
-from tf_ccl4rec.trainer import video_categories
+from tf_ccl4rec.trainer import video_categories, video_tables
 
 
 class _Vocabulary:
@@ -44,3 +44,16 @@ def test_no_category_column_or_switched_off_gives_none(tmp_path, capsys):
     assert "no 'category' column: category statistics off" in capsys.readouterr().out
     off = CCL4RecConfig(vocab_size=4, history_statistics=True)
     assert video_categories(off, vocab, str(tmp_path)) is None
+
+
+def test_video_tables_are_ccl4recs_only(tmp_path):
+    # One place decides which models get the per-video tables: CCL4Rec reads them, the baselines
+    # read ids only (as in the paper).
+    (tmp_path / "interactions.csv").write_text(
+        "user_id,video_id,timestamp,click,category\nu1,a,1,1,news\nu2,b,2,0,sport\n"
+    )
+    vocab = _Vocabulary(["a", "b", "c", "d"])
+    content, categories = video_tables("ccl4rec", _config(), vocab, str(tmp_path))
+    assert content is None  # id representation: no content table
+    np.testing.assert_array_equal(categories, [0, 1, 2, 0, 0, 0])
+    assert video_tables("ncf", _config(), vocab, str(tmp_path)) == (None, None)

@@ -33,11 +33,10 @@ from tf_ccl4rec.experiments import metrics
 from tf_ccl4rec.model import CCL4RecModel
 from tf_ccl4rec.trainer import (
     TrainingData,
-    content_table,
     epoch_plan,
     fit_model,
     model_config,
-    video_categories,
+    video_tables,
 )
 from tf_ccl4rec.training_settings import TrainerSettings
 
@@ -113,10 +112,9 @@ def build(run: RunSpec, prepared, run_eagerly: bool = False):
     for a few steps, as in smoke tests; same results)."""
     config = _config(run, prepared)
     tf.keras.utils.set_random_seed(int(run.seed))
-    content = categories = None
-    if run.model_type == model_registry.CCL4REC:
-        content = content_table(config, prepared.tft_output(), prepared.data_dir)
-        categories = video_categories(config, prepared.tft_output(), prepared.data_dir)
+    content, categories = video_tables(
+        run.model_type, config, prepared.tft_output(), prepared.data_dir
+    )
     model = model_registry.build_model(run.model_type, config.to_dict(), content, categories)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate), run_eagerly=run_eagerly)
     model(_take(prepared.eval, np.arange(2)))
@@ -282,10 +280,9 @@ def train_and_evaluate(
 
     t0 = time.perf_counter()
     config = _config(run, prepared)
-    content = categories = None
-    if run.model_type == model_registry.CCL4REC:
-        content = content_table(config, prepared.tft_output(), prepared.data_dir)
-        categories = video_categories(config, prepared.tft_output(), prepared.data_dir)
+    content, categories = video_tables(
+        run.model_type, config, prepared.tft_output(), prepared.data_dir
+    )
     settings = dataclasses.replace(
         TRAINER, model_type=run.model_type, preset=run.preset, max_epochs=run.max_epochs
     )
