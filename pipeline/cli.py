@@ -14,6 +14,7 @@ from tf_ccl4rec.training_settings import DISTRIBUTIONS
 # `ccl4rec pipeline run` exit codes besides 0 (pushed, or this model is already serving).
 EXIT_NOT_BLESSED = 3
 EXIT_ROOT_IN_USE = 4  # another run holds the pipeline root; nothing ran
+EXIT_INVALID_SETTING = 2  # as argparse's usage errors; nothing ran
 
 
 def _key_value(text: str):
@@ -195,7 +196,11 @@ def config_from_args(args) -> PipelineConfig:
 
 
 def run(args) -> int:
-    config = config_from_args(args)
+    try:
+        config = config_from_args(args)
+    except ValueError as err:  # a bad flag or --model/--transform setting: nothing ran
+        print(f"pipeline: invalid setting: {err}", file=sys.stderr, flush=True)
+        return EXIT_INVALID_SETTING
     if args.pipeline_command == "compile-kubeflow":
         from pipeline.kubeflow_v2_runner import DEFAULT_IMAGE, compile_pipeline
 

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from tf_ccl4rec import model_registry
-from tf_ccl4rec.config import PRESETS
+from tf_ccl4rec.config import PRESETS, CCL4RecConfig
 
 DISTRIBUTIONS = ("auto", "mirrored", "multi_worker", "default")  # tf_ccl4rec/distribution.py
 CUSTOM_CONFIG_KEY = "trainer_settings"  # the one key of the Trainer's custom_config
@@ -92,6 +92,12 @@ class TrainerSettings:
                     f"model setting {key!r} is decided by Transform/the pipeline, not by --model "
                     "(use --max-history or --transform)"
                 )
+        # Unknown model keys are caught here, before the data stages run, not in the Trainer.
+        unknown = sorted(set(self.model) - {f.name for f in dataclasses.fields(CCL4RecConfig)})
+        if unknown:
+            problems.append(
+                f"unknown model settings {unknown} (README 'Model settings' lists them)"
+            )
         if problems:
             raise ValueError("TrainerSettings: " + "; ".join(problems))
 

@@ -74,6 +74,7 @@ def test_defaults_come_from_one_place(tmp_path):
         ({"validation_fraction": 1.0}, "validation_fraction"),
         ({"max_epochs": 0}, "max_epochs"),
         ({"train_steps": 0}, "train_steps"),
+        ({"model": {"embeding_dim": 8}}, r"unknown model settings \['embeding_dim'\]"),
     ],
 )
 def test_a_setting_that_cannot_be_honoured_is_an_error(overrides, message):
@@ -109,3 +110,14 @@ def test_epoch_plan():
     assert epoch_plan(1000, 32, TrainerSettings(max_epochs=5, train_steps=100)) == (4, 25)
     # Counting models make exactly one pass.
     assert epoch_plan(1000, 32, TrainerSettings(model_type="user_item_rate")) == (1, 31)
+
+
+def test_pipeline_run_with_an_unknown_model_setting_stops_before_anything_runs(tmp_path, capsys):
+    # Checked when the flags are read, not by the Trainer after the data stages have run.
+    root = tmp_path / "root"
+    args = _parse(["run", "--data", str(tmp_path), "--root", str(root), "--model", "foo=1"])
+    assert cli.run(args) == cli.EXIT_INVALID_SETTING == 2
+    err = capsys.readouterr().err
+    assert "pipeline: invalid setting:" in err and "['foo']" in err
+    assert "Traceback" not in err
+    assert not root.exists()
