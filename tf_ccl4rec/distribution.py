@@ -196,3 +196,32 @@ def remove_worker_copy(written: str, path: str) -> None:
     """Deletes a non-chief worker's copy (`export_dir` returned something else than ``path``)."""
     if written != path:
         shutil.rmtree(os.path.dirname(written), ignore_errors=True)
+
+
+def per_replica(mean_loss: tf.Tensor) -> tf.Tensor:
+    """A batch-mean loss as one replica's share: replicas' gradients are summed, so each mean over
+    its slice of the global batch is divided by the replica count (a mean over the global batch).
+    A loss that is a sum over rows (the per-batch embedding L2) needs no scaling: its per-replica
+    sums add up to the global batch's."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return mean_loss / replicas if replicas > 1 else mean_loss
+
+
+class ReplicaScaledTrainStep:
+    """Mixin for a `tfrs.models.Model`: TFRS's train_step adds the layers' regularization losses
+    (kernel L2) whole on every replica, so with R replicas their gradient counted R times. This is
+    TFRS's train_step with them divided by R, as Keras' own compiled losses do."""
+
+    def train_step(self, inputs):
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            regularization_loss = tf.reduce_sum([tf.reduce_sum(x) for x in self.losses])
+            total_loss = loss + regularization_loss / replicas
+        gradients = tape.gradient(total_loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
+        metrics = {metric.name: metric.result() for metric in self.metrics}
+        metrics["loss"] = loss
+        metrics["regularization_loss"] = regularization_loss
+        metrics["total_loss"] = loss + regularization_loss
+        return metrics

@@ -15,6 +15,7 @@ from tf_ccl4rec import augmentation as aug
 from tf_ccl4rec import features as F
 from tf_ccl4rec import losses
 from tf_ccl4rec.config import LOSS_TERMS, CCL4RecConfig
+from tf_ccl4rec.distribution import ReplicaScaledTrainStep, per_replica
 from tf_ccl4rec.layers import (
     BehaviorScorer,
     CTRHead,
@@ -89,7 +90,7 @@ def split_parameter_counts(tables, trainable_variables) -> dict[str, int]:
     }
 
 
-class CCL4RecModel(tfrs.models.Model):
+class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
     """CCL4Rec (§3) as a `tfrs.models.Model`.
 
     Args:
@@ -373,11 +374,8 @@ class CCL4RecModel(tfrs.models.Model):
             self.loss_trackers[f"{name}_loss"].update_state(value)
         self.loss_trackers["embedding_l2"].update_state(emb_l2)
         self.auc.update_state(labels, probs)
-        total = tf.add_n(list(terms.values()) + [emb_l2])
-        # TFRS applies the gradients of this loss as is and MirroredStrategy sums gradients over
-        # replicas, so each replica's share is scaled to keep the step size of one device.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return total / replicas if replicas > 1 else total
+        # The terms are batch means, the embedding L2 a sum over the batch's rows (see per_replica).
+        return per_replica(tf.add_n(list(terms.values()))) + emb_l2
 
     def warm_start(self, targets, labels, user_counts=None, rows=None) -> bool:
         """Starts the wide logit at the user + video count of the training rows when the config

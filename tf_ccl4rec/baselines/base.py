@@ -15,6 +15,7 @@ import tensorflow_recommenders as tfrs
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec.config import CCL4RecConfig
+from tf_ccl4rec.distribution import ReplicaScaledTrainStep, per_replica
 
 
 @dataclasses.dataclass
@@ -96,7 +97,7 @@ def masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return total / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
 
 
-class BaselineModel(tfrs.models.Model):
+class BaselineModel(ReplicaScaledTrainStep, tfrs.models.Model):
     """Base of the sequence baselines: `call`, `score_candidates`, `user_embedding`, the loss.
 
     Subclasses implement `_encode_history(history_emb, mask, training)` -> state (any nest of
@@ -183,7 +184,7 @@ class BaselineModel(tfrs.models.Model):
         logits = self._logits(inputs, target[:, None], training)[:, 0]
         loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
         self._track(loss, labels, tf.sigmoid(logits))
-        return self._per_replica(loss)
+        return per_replica(loss)
 
     def parameter_counts(self) -> dict[str, int]:
         """Same keys as CCL4RecModel.parameter_counts (embedding tables vs the rest)."""
@@ -237,13 +238,6 @@ class BaselineModel(tfrs.models.Model):
     def _logits(self, features, candidates, training):
         state = self._state(features, training)
         return self._candidate_logits(state, self.video_embedding(candidates), training)
-
-    @staticmethod
-    def _per_replica(loss):
-        """As CCL4RecModel: MirroredStrategy sums replica gradients, so each replica's share is
-        scaled to keep the step size of one device."""
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return loss / replicas if replicas > 1 else loss
 
     def _track(self, loss, labels, probs):
         self.loss_tracker.update_state(loss)

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec.baselines.base import BaselineConfig, BaselineModel, masked_mean, mlp
+from tf_ccl4rec.distribution import per_replica
 from tf_ccl4rec.layers.wide import history_counts
 
 
@@ -82,7 +83,7 @@ class BPRModel(BaselineModel):
         pair_loss = tf.nn.softplus(-(positive[:, None] - scores))  # -log sigmoid(diff)
         loss = tf.math.divide_no_nan(tf.reduce_sum(pair_loss * valid_f), tf.reduce_sum(valid_f))
         self._track(loss, labels, tf.sigmoid(positive))
-        return self._per_replica(loss)
+        return per_replica(loss)
 
 
 class LSTMModel(BaselineModel):
