@@ -9,6 +9,7 @@ Every id -> index mapping goes through the exported Transform layer, so serving 
 vocabulary, OOV buckets and history cut of training.
 """
 
+import contextlib
 import math
 import os
 import tempfile
@@ -79,6 +80,17 @@ def block_max_top_k(scores, k: int, block: int = 128):
             tf.TensorSpec([None], tf.int32),
         ),
     )
+
+
+class ExactIndex(tfrs.layers.factorized_top_k.BruteForce):
+    """TFRS's BruteForce (exact MatMul over the catalogue) with `block_max_top_k` for its TopK:
+    the same result; at 1.7 M videos and k = 1,050 TF's TopK cost about 3x the MatMul."""
+
+    def call(self, queries, k=None):
+        k = self._k if k is None else k
+        scores = self._compute_score(queries, self._candidates)
+        values, indices = block_max_top_k(scores, k)
+        return values, tf.gather(self._identifiers, indices)
 
 
 def _sparse_from_padded(ids):
@@ -162,9 +174,7 @@ class ServingModule(tf.Module):
                 self.vocab_size, fetch, config.retrieval_leaves_searched
             )
         else:
-            self.retrieval_index = tfrs.layers.factorized_top_k.BruteForce(
-                k=min(self.retrieval_candidates, self.vocab_size)
-            )
+            self.retrieval_index = ExactIndex(k=min(self.retrieval_candidates, self.vocab_size))
         self.retrieval_index.index(vectors, indices)
         history = [
             tf.TensorSpec([None, None], tf.string, name=sig.CLICK_HISTORY),
@@ -398,6 +408,22 @@ class ServingModule(tf.Module):
         }
 
 
+@contextlib.contextmanager
+def _optimizer_left_out(model):
+    """Keeps a compiled model's optimizer (Adam: two slots per variable, twice the embedding
+    tables) out of the SavedModel, as Keras's own save(include_optimizer=False) does."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        yield
+        return
+    model.optimizer = None
+    model._delete_tracking("optimizer")
+    try:
+        yield
+    finally:
+        model.optimizer = optimizer
+
+
 def export_serving_model(
     model, tft_output, export_dir: str, retrieval_candidates=None, retrieval_index=None
 ) -> str:
@@ -415,7 +441,8 @@ def export_serving_model(
     parent = os.path.dirname(os.path.abspath(export_dir)) or "."
     tf.io.gfile.makedirs(parent)
     tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=parent)
-    tf.saved_model.save(module, tmp, signatures=module.signatures())
+    with _optimizer_left_out(model):
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
     if tf.io.gfile.exists(export_dir):
         tf.io.gfile.rmtree(export_dir)
     os.rename(tmp, export_dir)
