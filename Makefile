@@ -11,8 +11,9 @@ DEMO_DIR ?= demo_out
 
 .PHONY: venv test lint format demo lock clean
 
+# `make venv SCANN=1` also installs requirements-scann.lock (ScaNN's index; docs/scaling.md).
 venv:
-	@bash scripts/bootstrap.sh $(VENV)
+	@bash scripts/bootstrap.sh $(VENV) $(if $(SCANN),--scann)
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -28,10 +29,11 @@ test: venv lint
 demo: venv
 	$(PY) -m tf_ccl4rec.demo --out $(DEMO_DIR)
 
-# Regenerate the locks (needs `uv` on PATH: `pip install uv`); commit both files.
+# Regenerate the locks (needs `uv` on PATH: `pip install uv`); commit all three files.
 lock:
 	$(UV_COMPILE) requirements.in -o requirements.lock
 	$(UV_COMPILE) requirements-dev.in -c requirements.lock -o requirements-dev.lock
+	$(UV_COMPILE) requirements-scann.in -c requirements.lock -o requirements-scann.lock
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache build *.egg-info

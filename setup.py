@@ -26,6 +26,7 @@ setup(
         "numpy>=1.22,<2",
         "matplotlib>=3.7",
     ],
-    extras_require={"dev": ["pytest", "pytest-xdist", "ruff"]},
+    # scann: the approximate stage-1 index of a two-stage recommend (retrieval_index="scann").
+    extras_require={"dev": ["pytest", "pytest-xdist", "ruff"], "scann": ["scann>=1.3.2,<1.4"]},
     entry_points={"console_scripts": ["ccl4rec=tf_ccl4rec.cli:main"]},
 )

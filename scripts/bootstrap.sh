@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Creates (or refreshes) the project venv from the committed locks.
 # A no-op when the locks and setup.py are unchanged since the last install (stamp file).
+# Usage: bootstrap.sh [VENV] [--scann]  (--scann: also the optional requirements-scann.lock)
 set -euo pipefail
 venv="${1:-.venv}"
+locks=(requirements.lock requirements-dev.lock)
+if [[ "${2:-}" == "--scann" ]]; then locks+=(requirements-scann.lock); fi
 cd "$(dirname "$0")/.."
 
 stamp="$venv/.ccl4rec-install-stamp"
-want=$(cat requirements.lock requirements-dev.lock setup.py | sha256sum | cut -d' ' -f1)
+want=$(cat "${locks[@]}" setup.py | sha256sum | cut -d' ' -f1)
 if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   echo "bootstrap: $venv is up to date with the locks (skipping install)"
   exit 0
@@ -43,12 +46,14 @@ echo "bootstrap: creating $venv with $python ($("$python" --version))"
 rm -rf "$venv"
 "$python" -m venv "$venv"   # stdlib venv: pip is inside (TFX packages user modules with `python -m pip`)
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "uv>=0.4"
-echo "bootstrap: installing requirements.lock + requirements-dev.lock with uv"
+echo "bootstrap: installing ${locks[*]} with uv"
+requirements=()
+for lock in "${locks[@]}"; do requirements+=(-r "$lock"); done
 # --compile-bytecode: machines that set PYTHONDONTWRITEBYTECODE=1 (these do) never cache .pyc, so
 # every process recompiled TensorFlow on import (measured: 10.5 -> 3.9 CPU s per `import
 # tensorflow`; the suite starts dozens of processes). About 50 CPU s once, here.
 VIRTUAL_ENV="$venv" "$venv/bin/uv" pip install --python "$venv/bin/python" --compile-bytecode \
-  -r requirements.lock -r requirements-dev.lock
+  "${requirements[@]}"
 VIRTUAL_ENV="$venv" "$venv/bin/uv" pip install --python "$venv/bin/python" --no-deps -e .
 echo "$want" > "$stamp"
 echo "bootstrap: done in $(( $(date +%s) - start )) s"

@@ -64,6 +64,33 @@ def _load_error_code(err: Exception) -> int:
     return tf.errors.UNKNOWN
 
 
+def _custom_op_prefixes(proto) -> set[str]:
+    """Namespaces ("Scann", ...) of the namespaced custom ops the SavedModel's graph uses."""
+    graph = proto.meta_graphs[0].graph_def
+    nodes = list(graph.node)
+    for function in graph.library.function:
+        nodes.extend(function.node_def)
+    return {node.op.split(">")[0] for node in nodes if ">" in node.op}
+
+
+def load_custom_ops(proto) -> None:
+    """Registers the custom ops the SavedModel needs before it is loaded.
+
+    A two-stage export with `retrieval_index="scann"` runs ScaNN's ops (`Scann>...`), which live
+    in the scann package's shared library; importing scann registers them. Stock
+    tensorflow_model_server has no such ops and cannot serve that export.
+    """
+    if "Scann" not in _custom_op_prefixes(proto):
+        return
+    try:
+        import scann  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            "this SavedModel uses ScaNN's ops (retrieval_index='scann'): install the scann "
+            "package (pip install '.[scann]') in the server's environment"
+        ) from err
+
+
 def load_version(path: str, version: int) -> LoadedVersion:
     """Loads one SavedModel version (raises whatever TensorFlow raises on a bad model)."""
     proto = saved_model_pb2.SavedModel()
@@ -74,6 +101,7 @@ def load_version(path: str, version: int) -> LoadedVersion:
     signature_defs = {
         k: v for k, v in proto.meta_graphs[0].signature_def.items() if k != _INIT_OP_KEY
     }
+    load_custom_ops(proto)
     model = tf.saved_model.load(path)
     return LoadedVersion(version, path, model, dict(model.signatures), signature_defs)
 

@@ -133,6 +133,8 @@ class CCL4RecConfig:
         Eq 13 over the whole vocabulary.
       retrieval_index: Index of that first stage: "brute_force" (exact, pure TF, any TF Serving)
         or "scann" (approximate; needs the scann package to export and ScaNN's ops to serve).
+      retrieval_leaves_searched: Share of ScaNN's tree leaves (about sqrt(catalogue) of them)
+        searched per query; only with retrieval_index "scann". More is slower and closer to exact.
       seed: Seed for the initialisers (sampling uses TensorFlow's global seed).
     """
 
@@ -180,6 +182,7 @@ class CCL4RecConfig:
     retrieval_trains_encoder: bool = False
     retrieval_candidates: int = 0
     retrieval_index: str = "brute_force"
+    retrieval_leaves_searched: float = 0.05
     seed: int = 0
 
     def __post_init__(self):
@@ -262,6 +265,10 @@ class CCL4RecConfig:
         need(
             self.retrieval_index in RETRIEVAL_INDEXES,
             f"retrieval_index must be one of {RETRIEVAL_INDEXES}",
+        )
+        need(
+            0 < self.retrieval_leaves_searched <= 1,
+            "retrieval_leaves_searched must be in (0, 1]",
         )
         need(self.num_interest_vectors >= 0, "num_interest_vectors must be >= 0")
         need(

@@ -1,5 +1,7 @@
 """The planted-noise generator: determinism and the planted properties."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -103,3 +105,12 @@ def test_unreachable_noise_rate_is_a_clear_error():
         synth.generate(synth.SynthConfig(users=20, noise_rate=0.9, interest_mix=1.0))
     with pytest.raises(ValueError, match="noise_rate"):
         synth.SynthConfig(noise_rate=1.0)
+
+
+def test_cover_videos_exposes_every_video():
+    config = synth.SynthConfig(users=20, videos=300, topics=5, exposures_per_user=20)
+    assert synth.generate(config).interactions[F.RAW_VIDEO_ID].nunique() < 300  # Zipf misses some
+    covered = synth.generate(dataclasses.replace(config, cover_videos=True))
+    assert covered.interactions[F.RAW_VIDEO_ID].nunique() == 300
+    with pytest.raises(ValueError, match="at least one exposure per video"):
+        synth.generate(dataclasses.replace(config, users=2, cover_videos=True))

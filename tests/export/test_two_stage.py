@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec.config import CCL4RecConfig
-from tf_ccl4rec.export import export_serving_model
+from tf_ccl4rec.export import block_max_top_k, export_serving_model
 from tf_ccl4rec.testing import build_serving_model, vocabulary
 
 SMALL_N = 5
@@ -143,3 +143,23 @@ def test_two_stage_needs_a_trained_retrieval_vector(tmp_path):
     _, model, tft_output, _ = build_serving_model(str(tmp_path))
     with pytest.raises(ValueError, match="retrieval_weight"):
         export_serving_model(model, tft_output, str(tmp_path / "m"), retrieval_candidates=10)
+
+
+def test_export_leaves_the_optimizer_out(exports):
+    _, paths, model, _ = exports
+    assert model.optimizer is not None  # still there for more training
+    names = [n for n, _ in tf.train.list_variables(paths["small"] + "/variables/variables")]
+    assert names and not [n for n in names if "optimizer" in n]
+
+
+@pytest.mark.parametrize(
+    "batch, videos, k, block",
+    [(1, 20000, 300, 16), (3, 5000, 10, 128), (2, 300, 50, 128), (2, 30, 50, 8)],
+)
+def test_block_max_top_k_equals_top_k(batch, videos, k, block):
+    scores = np.random.default_rng(videos).normal(size=(batch, videos)).astype(np.float32)
+    scores[:, ::7] = 0.5  # ties
+    values, indices = block_max_top_k(tf.constant(scores), k, block)
+    want = tf.math.top_k(scores, min(k, videos))
+    np.testing.assert_array_equal(values.numpy(), want.values.numpy())
+    np.testing.assert_array_equal(indices.numpy(), want.indices.numpy())

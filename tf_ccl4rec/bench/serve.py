@@ -49,9 +49,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def load_average() -> str:
+    """The 1 / 5 / 15-minute load averages, printed beside every latency figure."""
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def _stats(latencies_s: list[float], wall_s: float, errors: int) -> dict:
     ms = np.asarray(latencies_s) * 1000
     return {
+        "load_average": load_average(),  # at the end of the cell
         "requests": len(latencies_s) + errors,
         "errors": errors,
         "p50_ms": round(float(np.percentile(ms, 50)), 3) if len(ms) else None,
@@ -156,6 +162,7 @@ def run_serve_benchmark(
     soak_requests: int = 0,
     soak_concurrency: int = 16,
     in_process: bool = True,
+    signatures: tuple[str, ...] = ("predict", "recommend"),
     seed: int = 0,
     log_path: str = "/tmp/ccl4rec-bench-serve.log",
 ) -> dict:
@@ -174,17 +181,20 @@ def run_serve_benchmark(
       soak_requests: if > 0, also send this many predict requests at ``soak_concurrency``.
       soak_concurrency: soak client threads.
       in_process: also time the SavedModel call in this process.
+      signatures: which of predict / recommend to measure.
       seed: sampling seed of the request ids.
       log_path: the started server's log.
 
     Returns:
-      ``{"grpc": {signature: {concurrency: stats}}, "in_process": {...}, "soak": {...}}`` where
-      stats = requests, errors, p50_ms, p99_ms, qps.
+      ``{"grpc": {signature: {concurrency: stats}}, "in_process": {...}, "soak": {...},
+      "server_rss_mb": ...}`` where stats = requests, errors, p50_ms, p99_ms, qps and the load
+      average at the end of the cell; server_rss_mb is the started server's RSS after the runs.
     """
     from serving import layout
     from serving import signatures as sig
     from serving.client import ServingClient
     from serving.server import resolve_model_path
+    from serving.versions import load_version
 
     if target is None and model_base_path is None:
         raise ValueError("give model_base_path (to start a server) or target")
@@ -209,6 +219,7 @@ def run_serve_benchmark(
             sig.PREDICT: sig.predict_inputs(clicks, cands, nonclicks),
             sig.RECOMMEND: sig.recommend_inputs(clicks, k, nonclicks),
         }
+        inputs = {name: value for name, value in inputs.items() if name in signatures}
 
         def grpc_call(signature):
             def factory():
@@ -223,12 +234,15 @@ def run_serve_benchmark(
             result["grpc"][signature] = {
                 c: _drive(grpc_call(signature), requests, c) for c in concurrency
             }
+        if proc is not None:
+            result["server_rss_mb"] = round(rss_mb(proc.pid), 1)
         if in_process and model_base_path is not None:
             import tensorflow as tf
 
             model_path = resolve_model_path(model_base_path, model_name)
             version = layout.list_versions(model_path)[-1]
-            model = tf.saved_model.load(layout.version_dir(model_path, version))
+            # load_version: also registers custom ops (ScaNN's) that the export uses.
+            model = load_version(layout.version_dir(model_path, version), version).model
             result["in_process"] = {}
             for signature, value in inputs.items():
                 fn = model.signatures[signature]
@@ -271,14 +285,17 @@ def format_report(result: dict) -> str:
     lines = [f"server {result['target']} version {result.get('version')}  {result['config']}"]
     lines.append(
         f"{'path':10} {'signature':10} {'conc':>4} {'p50 ms':>9} {'p99 ms':>9} {'QPS':>8} {'err':>4}"
+        "  load average (1 / 5 / 15 min)"
     )
     for path in ("grpc", "in_process"):
         for signature, cells in result.get(path, {}).items():
             for c, s in cells.items():
                 lines.append(
                     f"{path:10} {signature:10} {c:>4} {s['p50_ms']:>9} {s['p99_ms']:>9} "
-                    f"{s['qps']:>8} {s['errors']:>4}"
+                    f"{s['qps']:>8} {s['errors']:>4}  {s.get('load_average', '')}"
                 )
+    if result.get("server_rss_mb") is not None:
+        lines.append(f"server RSS after the runs: {result['server_rss_mb']} MiB")
     if "soak" in result:
         s = result["soak"]
         lines.append(
@@ -299,6 +316,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history", type=int, default=DEFAULT_MAX_HISTORY)
     parser.add_argument("--candidates", type=int, default=32)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument(
+        "--signatures", default="predict,recommend", help="which signatures to measure"
+    )
+    parser.add_argument(
+        "--no-in-process", action="store_true", help="skip the in-process SavedModel figures"
+    )
     parser.add_argument("--soak-requests", type=int, default=0)
     parser.add_argument("--soak-concurrency", type=int, default=16)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -317,6 +340,8 @@ def run(args: argparse.Namespace) -> int:
         k=args.k,
         soak_requests=args.soak_requests,
         soak_concurrency=args.soak_concurrency,
+        in_process=not args.no_in_process,
+        signatures=tuple(args.signatures.split(",")),
     )
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     if args.out:

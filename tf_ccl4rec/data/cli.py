@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--feature-noise", type=float, default=0.5)
     s.add_argument("--days", type=int, default=30)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--cover-videos",
+        action="store_true",
+        help="expose every video at least once (a vocabulary of the whole catalogue; needs "
+        "users x exposures-per-user >= videos)",
+    )
 
     i = sub.add_parser("import", help="convert a real dataset to the raw-log layout")
     i.add_argument("--format", required=True, choices=("microvideo", "kuaishou", "csv", "recbole"))
@@ -98,6 +104,7 @@ def _synth(args) -> int:
         feature_noise=args.feature_noise,
         days=args.days,
         seed=args.seed,
+        cover_videos=args.cover_videos,
     )
     summary = synth.synth(config, args.out)
     print(json.dumps(summary))

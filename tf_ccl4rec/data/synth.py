@@ -49,6 +49,9 @@ class SynthConfig:
       feature_noise: std of the content-feature noise around the topic centroid.
       days: time span of the log.
       seed: everything is a deterministic function of the config.
+      cover_videos: every video gets at least one exposure (random exposure slots take each
+        video once), so the vocabulary is the whole catalogue (a scale run's catalogue size);
+        needs at least `videos` exposures.
     """
 
     users: int = 300
@@ -62,6 +65,7 @@ class SynthConfig:
     feature_noise: float = 0.5
     days: int = 30
     seed: int = 0
+    cover_videos: bool = False
 
     def __post_init__(self):
         if min(self.users, self.videos, self.topics, self.feature_dim) < 1:
@@ -153,6 +157,13 @@ def generate(config: SynthConfig = SynthConfig(), progress=None) -> SynthLog:
         np.searchsorted(global_cdf, rng.random(n) * global_cdf[-1]), c.videos - 1
     )
     video = np.where(from_interest, interest_video, popular_video)
+    if c.cover_videos:
+        if n < c.videos:
+            raise ValueError(
+                f"cover_videos needs at least one exposure per video ({n} < {c.videos}); "
+                "raise users or exposures_per_user"
+            )
+        video[rng.choice(n, c.videos, replace=False)] = np.arange(c.videos)
 
     start = 1_600_000_000
     timestamp = start + (rng.random(n) * c.days * 86400).astype(np.int64)
