@@ -19,8 +19,9 @@ from pipeline import local_runner
 from pipeline.components.anomaly_gate import DataAnomaliesError
 from tf_ccl4rec import features as F
 
-# One xdist group with tests/report: both read the shared run, which one worker then builds once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_pipeline")]
+# Under xdist this module and the other reader of the shared run are one unit (SHARED in
+# tests/conftest.py), so one worker builds it once.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ from tf_ccl4rec import cli
 from tf_ccl4rec import features as F
 from tf_ccl4rec.report import locate
 
-# One xdist group with the e2e tests: both read the shared run, which one worker then builds once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_pipeline")]
+# Under xdist this module and the other reader of the shared run are one unit (SHARED in
+# tests/conftest.py), so one worker builds it once.
+pytestmark = pytest.mark.slow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
