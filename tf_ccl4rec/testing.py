@@ -81,17 +81,20 @@ def build_serving_model(
     data_seed=0,
     export_dir=None,
     num_categories=0,
+    transform=None,
 ):
     """A real serving SavedModel at `export_dir` (default <workdir>/export; TFT output in
     <workdir>/transform). `data_seed` fixes the data (hence the vocabulary), `seed` the weights.
     `num_categories` > 0 gives the videos random categories 1..num_categories - 1 (0 = none) for
-    the `category_statistics` of the model overrides.
+    the `category_statistics` of the model overrides. `transform`: the (TFTransformOutput,
+    transformed rows) an earlier `analyze` of these rows and settings returned, reused instead of
+    analyzing again (the tests share one).
 
     Returns:
       (export_dir, model, tft_output, transformed rows)
     """
     settings = {"max_history": 8, **(settings or {})}
-    tft_output, transformed = analyze(
+    tft_output, transformed = transform or analyze(
         random_raw_rows(seed=data_seed), os.path.join(workdir, "transform"), settings
     )
     values = {

@@ -234,12 +234,8 @@ def test_build_model_types_and_config_errors():
 
 
 @pytest.fixture(scope="module")
-def transform_output(tmp_path_factory):
-    from tf_ccl4rec.testing import analyze, random_raw_rows
-
-    tft_output, transformed = analyze(
-        random_raw_rows(seed=0), str(tmp_path_factory.mktemp("transform")), {"max_history": 8}
-    )
+def transform_output(serving_transform):
+    tft_output, transformed = serving_transform  # random_raw_rows(seed=0), max_history 8
     columns = {k: np.stack([np.asarray(r[k]) for r in transformed]) for k in transformed[0]}
     return tft_output, columns
 

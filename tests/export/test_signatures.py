@@ -10,9 +10,11 @@ from tf_ccl4rec.testing import build_serving_model, random_raw_rows, serialize_r
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, serving_transform):
     workdir = str(tmp_path_factory.mktemp("export"))
-    export_dir, model, tft_output, _ = build_serving_model(workdir, train_steps=30)
+    export_dir, model, tft_output, _ = build_serving_model(
+        workdir, train_steps=30, transform=serving_transform
+    )
     loaded = tf.saved_model.load(export_dir)
     vocab = [v.decode() for v in tft_output.vocabulary_by_name(VIDEO_VOCAB_NAME)]
     return loaded, model, tft_output, vocab, export_dir
@@ -181,11 +183,14 @@ def test_export_follows_the_serving_contract(exported):
     assert validate_export(exported[-1]) == []
 
 
-def test_serving_default_reads_the_uncut_counts_of_a_wide_model(tmp_path):
+def test_serving_default_reads_the_uncut_counts_of_a_wide_model(tmp_path, serving_transform):
     """A model with history_statistics scores the click_count / nonclick_count a request sends
     (through the exported Transform), and falls back to the history lengths without them."""
     export_dir, model, tft_output, _ = build_serving_model(
-        str(tmp_path), model_overrides={"history_statistics": True}, train_steps=30
+        str(tmp_path),
+        model_overrides={"history_statistics": True},
+        train_steps=30,
+        transform=serving_transform,
     )
     loaded = tf.saved_model.load(export_dir)
     rows = random_raw_rows(num_rows=10, seed=3)

@@ -20,12 +20,16 @@ WIDE = {
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
+def exports(tmp_path_factory, serving_transform):
     """One trained model with the retrieval term, exported three ways: one-stage, two-stage with
     N = the whole catalogue, two-stage with N = SMALL_N."""
     workdir = tmp_path_factory.mktemp("two_stage")
     one_stage, model, tft_output, _ = build_serving_model(
-        str(workdir), model_overrides=WIDE, train_steps=30, num_categories=4
+        str(workdir),
+        model_overrides=WIDE,
+        train_steps=30,
+        num_categories=4,
+        transform=serving_transform,
     )
     vocab = vocabulary(tft_output)
     full = export_serving_model(model, tft_output, str(workdir / "full"), len(vocab))
@@ -137,10 +141,10 @@ def test_two_stage_exports_follow_the_serving_contract(exports):
     assert validate_export(paths["small"]) == []
 
 
-def test_two_stage_needs_a_trained_retrieval_vector(tmp_path):
+def test_two_stage_needs_a_trained_retrieval_vector(tmp_path, serving_transform):
     with pytest.raises(ValueError, match="retrieval_weight"):
         CCL4RecConfig(retrieval_candidates=10)
-    _, model, tft_output, _ = build_serving_model(str(tmp_path))
+    _, model, tft_output, _ = build_serving_model(str(tmp_path), transform=serving_transform)
     with pytest.raises(ValueError, match="retrieval_weight"):
         export_serving_model(model, tft_output, str(tmp_path / "m"), retrieval_candidates=10)
 

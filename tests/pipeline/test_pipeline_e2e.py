@@ -1,6 +1,8 @@
 """The whole TFX pipeline on tiny generated data: push layout, signatures, TFMA output, blessing, cache.
 
-One full run (module fixture) and two cheap reruns that reuse its cache, so the suite stays small.
+The full run, a cached rerun and a rerun with an impossible AUC floor are the session's shared
+`tiny_pipeline` (tests/shared_artifacts.py; tests/report reads the same runs); the tests here
+that run more (a crippled model, a baseline) reuse its cache on its root.
 """
 
 import os
@@ -10,61 +12,27 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from shared_artifacts import TINY_MODEL, tiny_config
+from shared_artifacts import versions as pushed_versions
 
 from pipeline import local_runner
 from pipeline.components.anomaly_gate import DataAnomaliesError
-from pipeline.configs import PipelineConfig
 from tf_ccl4rec import features as F
-from tf_ccl4rec.data import synth
 
+# Under xdist this module and the other reader of the shared run are one unit (SHARED in
+# tests/conftest.py), so one worker builds it once.
 pytestmark = pytest.mark.slow
 
-TINY_MODEL = {"embedding_dim": 16, "mlp_units": [16], "num_substitutes": 100}
-
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("raw"))
-    config = synth.SynthConfig(users=40, videos=200, topics=8, exposures_per_user=60, seed=3)
-    synth.synth(config, out, progress=lambda *a, **k: None)
-    return out
+def first_run(tiny_pipeline):
+    return tiny_pipeline.config, tiny_pipeline.first, tiny_pipeline.lines
 
 
-def _config(data_dir, root, **overrides):
-    values = dict(
-        data_root=data_dir,
-        pipeline_root=root,
-        max_history=20,
-        train_steps=60,
-        max_epochs=2,
-        model=TINY_MODEL,
-        auc_floor=0.0,
-        # Plumbing tests: blessing must not depend on 60 steps beating the count on 40 users;
-        # test_a_model_that_does_not_beat_the_count_is_not_pushed checks the real threshold.
-        min_gain_over_count=-1.0,
-    )
-    values.update(overrides)
-    return PipelineConfig(**values)
-
-
-@pytest.fixture(scope="module")
-def first_run(data_dir, tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("pipeline"))
-    config = _config(data_dir, root)
-    lines = []
-    summary = local_runner.run(config, echo=lambda *a, **k: lines.append(a[0]))
-    return config, summary, lines
-
-
-def _versions(config):
-    base = os.path.join(config.serving_base, "ccl4rec")
-    return sorted(int(v) for v in os.listdir(base)) if os.path.isdir(base) else []
-
-
-def test_push_layout_and_serving_default_answers(first_run, data_dir):
+def test_push_layout_and_serving_default_answers(first_run, tiny_pipeline):
     config, summary, lines = first_run
     assert summary.blessed is True and summary.pushed
-    versions = _versions(config)
+    versions = tiny_pipeline.versions["first"]  # right after the first run
     assert len(versions) == 1
     version_dir = os.path.join(config.serving_base, "ccl4rec", str(versions[0]))
     assert summary.pushed_path.rstrip("/") == version_dir
@@ -137,32 +105,31 @@ def test_tfma_metrics_for_every_slice_and_a_validation_result(first_run):
     assert summary.metrics["auc"] == pytest.approx(by_slice[()]["auc"]["doubleValue"])
 
 
-def test_rerun_uses_cache_pushes_nothing_new_and_auc_floor_blocks_the_push(first_run):
-    config, first, _ = first_run
-    before = _versions(config)
+def test_rerun_uses_cache_pushes_nothing_new_and_auc_floor_blocks_the_push(tiny_pipeline):
+    first, before = tiny_pipeline.first, tiny_pipeline.versions["first"]
     # Same inputs: data and training components come from the cache, and the model they give
     # back is the one already serving: nothing new is pushed, and that is a success.
-    summary = local_runner.run(config, echo=lambda *a, **k: None)
+    summary = tiny_pipeline.rerun
     for name in ("CCL4RecExampleGen", "StatisticsGen", "Transform", "Trainer"):
         assert summary.timings[name][1], f"{name} was not cached"
-    assert _versions(config) == before
+    assert tiny_pipeline.versions["rerun"] == before
     assert summary.blessed is True and not summary.pushed
     assert summary.already_serving.rstrip("/") == first.pushed_path.rstrip("/")
     assert any("already serving" in line for line in summary.lines())
-    # Same model, impossible floor: evaluated again, not blessed, nothing new pushed.
-    strict = _config(config.data_root, config.pipeline_root, auc_floor=0.999)
-    summary = local_runner.run(strict, echo=lambda *a, **k: None)
+    # Same model, impossible floor (auc_floor=0.999): evaluated again, not blessed, nothing new
+    # pushed.
+    summary = tiny_pipeline.strict
     assert summary.timings["Trainer"][1]
     assert summary.blessed is False and not summary.pushed and not summary.already_serving
-    assert _versions(config) == before
+    assert tiny_pipeline.versions["strict"] == before
 
 
 def test_a_model_that_does_not_beat_the_count_is_not_pushed(first_run):
     config, _, _ = first_run
-    before = _versions(config)
+    before = pushed_versions(config)
     # A crippled candidate: no wide logit (so no warm start from the count) and one step at a
     # vanishing learning rate: it scores like its random initialisation.
-    crippled = _config(
+    crippled = tiny_config(
         config.data_root, config.pipeline_root, train_steps=1, max_epochs=1,
         model=dict(TINY_MODEL, learning_rate=1e-9, item_bias=False, history_statistics=False,
                    warm_start_from_counts=False),
@@ -173,14 +140,14 @@ def test_a_model_that_does_not_beat_the_count_is_not_pushed(first_run):
     assert summary.count_metrics["auc"] > summary.metrics["auc"]
     assert summary.beats_count is False
     assert any("count" in line for line in summary.lines())
-    assert _versions(config) == before
+    assert pushed_versions(config) == before
 
 
-def test_schema_anomaly_stops_before_training(data_dir, tmp_path):
+def test_schema_anomaly_stops_before_training(tiny_data, tmp_path):
     from schema_helpers import schema_with_label_domain
 
     schema = schema_with_label_domain(tmp_path / "schema.pbtxt", 0, 0)  # label 1 is now an anomaly
-    config = _config(data_dir, str(tmp_path / "root"), schema_path=str(schema))
+    config = tiny_config(tiny_data, str(tmp_path / "root"), schema_path=str(schema))
     with pytest.raises(DataAnomaliesError, match="label"):
         local_runner.run(config, echo=lambda *a, **k: None)
     assert not os.path.exists(os.path.join(config.pipeline_root, "Trainer"))
@@ -189,7 +156,7 @@ def test_schema_anomaly_stops_before_training(data_dir, tmp_path):
 
 def test_a_baseline_trains_and_is_evaluated_through_the_same_pipeline(first_run):
     config, _, _ = first_run
-    ncf = _config(config.data_root, config.pipeline_root, model_type="ncf")
+    ncf = tiny_config(config.data_root, config.pipeline_root, model_type="ncf")
     summary = local_runner.run(ncf, echo=lambda *a, **k: None)
     assert summary.timings["Transform"][1] and not summary.timings["Trainer"][1]
     assert 0.0 < summary.metrics["auc"] < 1.0

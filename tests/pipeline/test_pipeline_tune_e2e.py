@@ -10,19 +10,13 @@ import pytest
 from pipeline import local_runner
 from pipeline.configs import PipelineConfig
 from tf_ccl4rec import mlmd
-from tf_ccl4rec.data import synth
 from tf_ccl4rec.tuning import SEARCH_SPACE
 
 pytestmark = pytest.mark.slow
 
 
-def test_tune_runs_the_tuner_and_the_trainer_takes_its_best_hyperparameters(tmp_path):
-    data = str(tmp_path / "raw")
-    synth.synth(
-        synth.SynthConfig(users=40, videos=200, topics=8, exposures_per_user=60, seed=3),
-        data,
-        progress=lambda *a, **k: None,
-    )
+def test_tune_runs_the_tuner_and_the_trainer_takes_its_best_hyperparameters(tiny_data, tmp_path):
+    data = tiny_data  # the 40-user log of the e2e tests (tests/shared_artifacts.py)
     config = PipelineConfig(
         data_root=data, pipeline_root=str(tmp_path / "root"), max_history=20, train_steps=60,
         max_epochs=2, model={"mlp_units": [16], "num_substitutes": 100}, auc_floor=0.0,

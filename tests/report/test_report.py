@@ -1,7 +1,9 @@
 """`ccl4rec report` on a tiny real pipeline run: metrics table, validation result, embedded plots.
 
 One blessed run (no baseline yet) and one rerun with an impossible AUC floor, which the Evaluator
-compares against the blessed model and refuses; a report is built after each.
+compares against the blessed model and refuses; a report is built after each. The runs are the
+session's shared `tiny_pipeline` (tests/shared_artifacts.py), which tests/pipeline's e2e tests
+read too (a cached rerun comes between the two: it evaluates nothing new).
 """
 
 import base64
@@ -11,58 +13,25 @@ import re
 import pytest
 import tensorflow_model_analysis as tfma
 
-from pipeline import local_runner
-from pipeline.configs import PipelineConfig
 from tf_ccl4rec import cli
 from tf_ccl4rec import features as F
-from tf_ccl4rec.data import synth
-from tf_ccl4rec.report import build_report, locate
+from tf_ccl4rec.report import locate
 
+# Under xdist this module and the other reader of the shared run are one unit (SHARED in
+# tests/conftest.py), so one worker builds it once.
 pytestmark = pytest.mark.slow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _config(data_dir, root, **overrides):
-    values = dict(
-        data_root=data_dir,
-        pipeline_root=root,
-        max_history=20,
-        train_steps=40,
-        max_epochs=2,
-        model={"embedding_dim": 16, "mlp_units": [16], "num_substitutes": 100},
-        auc_floor=0.0,
-        min_gain_over_count=-1.0,  # 40 steps on 40 users: the report's plumbing, not the gate
-    )
-    values.update(overrides)
-    return PipelineConfig(**values)
-
-
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory):
-    data_dir = str(tmp_path_factory.mktemp("raw"))
-    synth.synth(
-        synth.SynthConfig(users=40, videos=200, topics=8, exposures_per_user=60, seed=3),
-        data_dir,
-        progress=lambda *a, **k: None,
+def reports(tiny_pipeline):
+    run = tiny_pipeline
+    return (
+        run.config.pipeline_root,
+        (run.first, run.first_report),
+        (run.strict, run.second_report),
     )
-    # The pipeline runs with a relative root, as `make demo` does (demo_out/pipeline).
-    workdir = tmp_path_factory.mktemp("project")
-    root = str(workdir / "out" / "pipeline")
-    out = tmp_path_factory.mktemp("reports")
-    quiet = dict(echo=lambda *a, **k: None)
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
-        first = local_runner.run(_config(data_dir, os.path.join("out", "pipeline")), **quiet)
-        first_html = build_report(root, str(out / "first.html"))
-        second = local_runner.run(
-            _config(data_dir, os.path.join("out", "pipeline"), auc_floor=0.999), **quiet
-        )
-        second_html = build_report(root, str(out / "second.html"))
-    finally:
-        os.chdir(cwd)
-    return root, (first, open(first_html).read()), (second, open(second_html).read())
 
 
 def _images(page):

@@ -45,7 +45,7 @@ def call(model, signature, inputs):
 
 
 @pytest.fixture(scope="module")
-def push_dir(tmp_path_factory):
+def push_dir(tmp_path_factory, serving_transform):
     """A push dir with versions 1 and 2 of a REAL exported CCL4Rec model (TFT + CCL4RecModel +
     export_serving_model; same vocabulary, different weights), a models.config (labels stable=1,
     canary=2), the in-process models and the vocabulary."""
@@ -58,6 +58,7 @@ def push_dir(tmp_path_factory):
             train_steps=10,
             seed=version,
             export_dir=os.path.join(base, MODEL, str(version)),
+            transform=serving_transform,  # one Transform: the versions share the vocabulary
         )
     vocab = vocabulary(tft_output)
     config = mc.write_config(
