@@ -111,6 +111,14 @@ def main(argv=None) -> int:
     parser.add_argument("--max-epochs", type=int, default=runs.TRAINER.max_epochs)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--index", choices=("brute_force", "scann"), default="brute_force",
+        help="stage 1's index (scann needs the [scann] extra)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--leaves-searched", type=float, default=None,
+        help="scann: share of the tree's leaves searched (default: the config's)",
+    )  # fmt: skip
+    parser.add_argument(
         "--zero-projection",
         action="store_true",
         help="ablation: retrieve by the wide logit's per-video part alone (W = 0)",
@@ -128,15 +136,21 @@ def main(argv=None) -> int:
     if args.zero_projection:
         model.retrieval_query.kernel.assign(tf.zeros_like(model.retrieval_query.kernel))
         print("ablation: retrieval projection W = 0 (the wide logit's per-video part alone)")
+    if args.leaves_searched is not None:
+        model.config.retrieval_leaves_searched = args.leaves_searched
     tft_output = prepared.tft_output()
     vocab = vocabulary(tft_output)
     clicks, nonclicks = user_requests(prepared, vocab)
-    report = {"auc": result["auc"], "catalogue": len(vocab), "users": len(clicks), "k": args.k}
+    report = {"auc": result["auc"], "catalogue": len(vocab), "users": len(clicks), "k": args.k,
+              "index": args.index,
+              "leaves_searched": model.config.retrieval_leaves_searched}  # fmt: skip
     print(f"catalogue {len(vocab)} videos, {len(clicks)} eval users, k = {args.k}")
     k = tf.constant(args.k)
     for fraction in (float(f) for f in args.fractions.split(",")):
         n = max(args.k, math.ceil(fraction * len(vocab)))
-        path = export_serving_model(model, tft_output, os.path.join(args.out, f"n{n}"), n)
+        path = export_serving_model(
+            model, tft_output, os.path.join(args.out, f"{args.index}_n{n}"), n, args.index
+        )
         loaded = tf.saved_model.load(path)
         share = overlap(loaded, clicks, nonclicks, args.k)
         two = latency_ms(
