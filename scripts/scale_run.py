@@ -146,7 +146,8 @@ def training_rows(log: pd.DataFrame, index: dict, users: int) -> dict:
     return {k: np.asarray(v, dtypes.get(k, np.int64)) for k, v in columns.items()}
 
 
-def train(vocab_size: int, rows: dict, steps: int, candidates: int) -> CCL4RecModel:
+def train(vocab_size: int, rows: dict, steps: int, candidates: int, leaves_searched=None):
+    extra = {} if leaves_searched is None else {"retrieval_leaves_searched": leaves_searched}
     config = CCL4RecConfig.from_preset(
         "default",
         vocab_size=vocab_size,
@@ -155,6 +156,7 @@ def train(vocab_size: int, rows: dict, steps: int, candidates: int) -> CCL4RecMo
         category_statistics=False,
         retrieval_weight=1.0,
         retrieval_candidates=candidates,
+        **extra,
     )
     tf.keras.utils.set_random_seed(0)
     model = CCL4RecModel(config)
@@ -175,6 +177,10 @@ def main(argv=None) -> int:
     parser.add_argument("--train-steps", type=int, default=200)
     parser.add_argument("--candidates", type=int, default=1000, help="retrieval_candidates N")
     parser.add_argument("--indexes", default="brute_force,scann")
+    parser.add_argument(
+        "--leaves-searched", type=float, default=None,
+        help="scann: share of the leaves searched (default: the config's)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     t = time.perf_counter()
@@ -193,7 +199,7 @@ def main(argv=None) -> int:
     index = {v: i + 1 for i, v in enumerate(vocab)}
     rows = training_rows(log, index, args.train_users)
     t = stage(f"{len(rows[F.MODEL_TARGET])} training rows of {args.train_users} users", t)
-    model = train(len(vocab), rows, args.train_steps, args.candidates)
+    model = train(len(vocab), rows, args.train_steps, args.candidates, args.leaves_searched)
     t = stage("training", t)
     tables = [v for v in model.variables if v.shape.rank == 2 and v.shape[0] >= len(vocab)]
     for v in tables:
