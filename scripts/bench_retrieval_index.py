@@ -28,24 +28,15 @@ ensure_legacy_keras()
 
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
+from bench_retrieval_scale import timed  # noqa: E402  (the sibling script; sys.path[0])
 
 from tf_ccl4rec import export  # noqa: E402
-
-
-def timed(fn, repeats, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times)), float(np.percentile(times, 99))
+from tf_ccl4rec.bench.serve import load_average  # noqa: E402
 
 
 def report(name, p, extra=""):
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"{name:44} p50 {p[0]:7.2f} ms  p99 {p[1]:7.2f} ms  {extra}  (load {load})", flush=True)
+    print(f"{name:44} p50 {p[0]:7.2f} ms  p99 {p[1]:7.2f} ms  {extra}  (load {load_average()})",
+          flush=True)  # fmt: skip
 
 
 def main(argv=None) -> int:

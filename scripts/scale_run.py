@@ -146,8 +146,7 @@ def training_rows(log: pd.DataFrame, index: dict, users: int) -> dict:
     return {k: np.asarray(v, dtypes.get(k, np.int64)) for k, v in columns.items()}
 
 
-def train(vocab_size: int, rows: dict, steps: int, candidates: int, leaves_searched=None):
-    extra = {} if leaves_searched is None else {"retrieval_leaves_searched": leaves_searched}
+def train(vocab_size: int, rows: dict, steps: int, candidates: int, leaves_searched: float):
     config = CCL4RecConfig.from_preset(
         "default",
         vocab_size=vocab_size,
@@ -156,7 +155,7 @@ def train(vocab_size: int, rows: dict, steps: int, candidates: int, leaves_searc
         category_statistics=False,
         retrieval_weight=1.0,
         retrieval_candidates=candidates,
-        **extra,
+        retrieval_leaves_searched=leaves_searched,
     )
     tf.keras.utils.set_random_seed(0)
     model = CCL4RecModel(config)
@@ -178,8 +177,8 @@ def main(argv=None) -> int:
     parser.add_argument("--candidates", type=int, default=1000, help="retrieval_candidates N")
     parser.add_argument("--indexes", default="brute_force,scann")
     parser.add_argument(
-        "--leaves-searched", type=float, default=None,
-        help="scann: share of the leaves searched (default: the config's)",
+        "--leaves-searched", type=float, default=CCL4RecConfig.retrieval_leaves_searched,
+        help="scann: share of the leaves searched",
     )  # fmt: skip
     args = parser.parse_args(argv)
 

@@ -22,8 +22,9 @@ SHARED = {
     "tests/report/test_report.py": "tiny_pipeline",
 }
 
-# Units that take the longest (measured with --durations), started first so that neither worker
-# is left with a long one at the end. Other units follow in collection order.
+# Units that take the longest (chosen by reading the tests, not yet measured with --durations),
+# started first so that neither worker is left with a long one at the end. Other units follow in
+# collection order.
 LONGEST_FIRST = (
     "tiny_pipeline",
     "tests/experiments/test_experiments_smoke.py",

@@ -310,11 +310,17 @@ class CCL4RecConfig:
             return cls()
         if isinstance(values, str):
             values = json.loads(values)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - cls.field_names())
         if unknown:
-            raise ValueError(f"CCL4RecConfig: unknown keys {unknown}; known: {sorted(known)}")
+            raise ValueError(
+                f"CCL4RecConfig: unknown keys {unknown}; known: {sorted(cls.field_names())}"
+            )
         return cls(**values)
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        """Every settable key (what `from_dict` and `--model` accept)."""
+        return frozenset(f.name for f in dataclasses.fields(cls))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

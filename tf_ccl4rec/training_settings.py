@@ -93,7 +93,7 @@ class TrainerSettings:
                     "(use --max-history or --transform)"
                 )
         # Unknown model keys are caught here, before the data stages run, not in the Trainer.
-        unknown = sorted(set(self.model) - {f.name for f in dataclasses.fields(CCL4RecConfig)})
+        unknown = sorted(set(self.model) - CCL4RecConfig.field_names())
         if unknown:
             problems.append(
                 f"unknown model settings {unknown} (README 'Model settings' lists them)"

@@ -67,7 +67,7 @@ class BaselineConfig:
         """Reads the shared keys; CCL4Rec-only keys are ignored, keys known to neither raise."""
         values = dict(values or {})
         own = {f.name for f in dataclasses.fields(cls)}
-        ccl = {f.name for f in dataclasses.fields(CCL4RecConfig)}
+        ccl = CCL4RecConfig.field_names()
         unknown = sorted(set(values) - own - ccl)
         if unknown:
             raise ValueError(f"BaselineConfig: unknown keys {unknown}; known: {sorted(own | ccl)}")
