@@ -36,7 +36,7 @@ import tensorflow as tf  # noqa: E402
 from tf_ccl4rec import features as F  # noqa: E402
 from tf_ccl4rec.experiments import data as exp_data  # noqa: E402
 from tf_ccl4rec.experiments import runs  # noqa: E402
-from tf_ccl4rec.export import export_serving_model  # noqa: E402
+from tf_ccl4rec.export import export_serving_model, scann_leaves  # noqa: E402
 from tf_ccl4rec.testing import vocabulary  # noqa: E402
 
 
@@ -164,6 +164,12 @@ def main(argv=None) -> int:
             clicks, nonclicks, args.requests,
         )  # fmt: skip
         report[f"n{n}"] = {"overlap": share, "two_stage_ms": two, "exhaustive_ms": full}
+        if args.index == "scann":  # the export fetches N + history (recommend drops the seen)
+            leaves, searched = scann_leaves(
+                len(vocab), n + args.max_history, model.config.retrieval_leaves_searched
+            )
+            report[f"n{n}"]["leaves"] = [searched, leaves]
+            print(f"ScaNN: {searched} of {leaves} leaves searched")
         print(
             f"N = {n} ({fraction:.0%}): top-{args.k} overlap {share:.3f}; recommend B=1 "
             f"two-stage p50 {two['p50']:.2f} / p99 {two['p99']:.2f} ms, exhaustive p50 "

@@ -135,6 +135,8 @@ class CCL4RecConfig:
         or "scann" (approximate; needs the scann package to export and ScaNN's ops to serve).
       retrieval_leaves_searched: Share of ScaNN's tree leaves (about sqrt(catalogue) of them)
         searched per query; only with retrieval_index "scann". More is slower and closer to exact.
+        Never fewer leaves than hold 4x the videos fetched (`export.scann_leaves`): small
+        catalogues search more than this share.
       seed: Seed for the initialisers (sampling uses TensorFlow's global seed).
     """
 

@@ -27,12 +27,33 @@ from tf_ccl4rec.serving_contract import PREDICT, RECOMMEND, SERVING_DEFAULT, USE
 RECOMMEND_CHUNK = 4096
 
 
+# ScaNN returns at most the points of the leaves it searches, and the k best of those by the
+# quantised score: with about k points searched the fetch fills with whatever those leaves hold
+# (MovieLens, 2 of 40 leaves for k 81-206: top-10 overlap 0.34-0.60). Searching at least this
+# many points per point fetched gave the exhaustive top-10 there (docs/scaling.md).
+SCANN_POINTS_SEARCHED_PER_FETCHED = 4
+
+
+def scann_leaves(num_videos: int, k: int, leaves_searched: float) -> tuple:
+    """(tree leaves, leaves searched per query) of the ScaNN index over `num_videos` vectors.
+
+    About sqrt(num_videos) leaves (ScaNN's rule of thumb; at least 2: one leaf returns nothing).
+    Searched: the share `leaves_searched` of them, but never fewer than hold
+    `SCANN_POINTS_SEARCHED_PER_FETCHED * k` points at the mean leaf size — on small catalogues the
+    share alone searches too few. E.g. 1,562 videos, k 81: 40 leaves, max(2, 9) = 9 searched;
+    1.7 M videos, k 1,050: 1,304 leaves, max(66, 4) = 66 searched.
+    """
+    leaves = min(max(2, round(math.sqrt(num_videos))), num_videos)
+    by_share = math.ceil(leaves * leaves_searched)
+    by_fetch = math.ceil(SCANN_POINTS_SEARCHED_PER_FETCHED * k * leaves / num_videos)
+    return leaves, min(leaves, max(1, by_share, by_fetch))
+
+
 def scann_index(num_videos: int, k: int, leaves_searched: float):
     """An empty `tfrs.layers.factorized_top_k.ScaNN` for `num_videos` vectors returning `k`.
 
-    About sqrt(num_videos) tree leaves (ScaNN's rule of thumb; at least 2: one leaf returns
-    nothing), `leaves_searched` of them per query, and the best 2k by the quantised score
-    re-ranked by the exact dot product (ScaNN's re-ranking keeps the float vectors in the export).
+    Leaves as `scann_leaves` gives; the best max(2k, 100) by the quantised score are re-ranked by
+    the exact dot product (ScaNN's re-ranking keeps the float vectors in the export).
     """
     try:
         import scann  # noqa: F401  (registers ScaNN's TF ops; TFRS needs it for its layer)
@@ -41,11 +62,11 @@ def scann_index(num_videos: int, k: int, leaves_searched: float):
             "retrieval_index='scann' needs the scann package: pip install '.[scann]' "
             "(or make venv SCANN=1)"
         ) from err
-    leaves = min(max(2, round(math.sqrt(num_videos))), num_videos)
+    leaves, searched = scann_leaves(num_videos, k, leaves_searched)
     return tfrs.layers.factorized_top_k.ScaNN(
         k=k,
         num_leaves=leaves,
-        num_leaves_to_search=max(1, math.ceil(leaves * leaves_searched)),
+        num_leaves_to_search=searched,
         num_reordering_candidates=max(2 * k, 100),
     )
 
