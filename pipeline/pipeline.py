@@ -53,6 +53,9 @@ def create_components(config: PipelineConfig) -> list:
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=config.transform_settings,
+        # Nothing reads Transform's pre/post-transform statistics (StatisticsGen already computes
+        # the input's); skipping them: Transform 17.5 -> 15.4 s median on the MovieLens dev half.
+        disable_statistics=True,
     )
     transform.add_upstream_node(anomaly_gate)
 
