@@ -393,38 +393,93 @@ def sample_substitute_ids(vocab_size: int, num_substitutes: int) -> tf.Tensor:
     return sampled + 1
 
 
+def replacement_index(positions, substitutes, valid, length) -> tf.Tensor:
+    """Where every item of the augmented sequences comes from, int32 [B, S, N].
+
+    n for a kept item n of the history, `length` + k for an item replaced by substitute k.
+
+    Args:
+      positions: int32 [B, S, Nr] replaced positions, distinct within each [b, s].
+      substitutes: int32 [B, S, Nr] indices into Nz.
+      valid: bool [B, S, Nr].
+      length: N.
+    """
+    positions = tf.cast(positions, tf.int32)
+    shape = tf.shape(positions)
+    rows = tf.broadcast_to(tf.range(shape[0])[:, None, None], shape)
+    cols = tf.broadcast_to(tf.range(shape[1])[None, :, None], shape)
+    # Positions are distinct within a sample, so each item gets at most one (summed) update.
+    shift = tf.where(valid, length + tf.cast(substitutes, tf.int32) - positions, 0)
+    kept = tf.broadcast_to(tf.range(length)[None, None, :], [shape[0], shape[1], length])
+    return kept + tf.scatter_nd(
+        tf.stack([rows, cols, positions], axis=-1), shift, [shape[0], shape[1], length]
+    )
+
+
+def replace_rows(rows, substitute_rows, index) -> tf.Tensor:
+    """Per-item rows of the augmented sequences by a gather (no one-hot product).
+
+    Works for any per-item quantity: the representations themselves or their projections
+    (x W1, x W2), which is how the augmented encoders reuse the original history's projections
+    and project only the Nz substitutes (exact: a kept item's row is the original row).
+
+    Args:
+      rows: [B, N, c] rows of the original histories.
+      substitute_rows: [Nz, c] rows of the substitutes.
+      index: int32 [B, S, N] from `replacement_index`.
+
+    Returns:
+      [B, S, N, c].
+    """
+    shape = tf.shape(rows)
+    flat = tf.reshape(rows, [-1, shape[-1]])
+    batch_offset = (tf.range(shape[0]) * shape[1])[:, None, None]
+    # Kept items index the flattened history rows, replaced ones the rows after them.
+    flat_index = tf.where(
+        index < shape[1], index + batch_offset, index - shape[1] + shape[0] * shape[1]
+    )
+    return tf.gather(tf.concat([flat, substitute_rows], axis=0), flat_index)
+
+
 def apply_replacement(seq, substitute_embeddings, positions, substitutes, valid):
     """Builds the augmented sequences in representation space.
 
     Args:
       seq: [B, N, d].
       substitute_embeddings: [Nz, d].
-      positions: int32 [B, S, Nr] replaced positions.
+      positions: int32 [B, S, Nr] replaced positions, distinct within each [b, s].
       substitutes: int32 [B, S, Nr] indices into Nz.
       valid: bool [B, S, Nr].
 
     Returns:
       [B, S, N, d] augmented sequences (the mask is unchanged: only real items are replaced).
     """
-    length = tf.shape(seq)[1]
-    onehot = tf.one_hot(positions, length, dtype=seq.dtype) * tf.cast(valid, seq.dtype)[..., None]
-    chosen = tf.gather(substitute_embeddings, substitutes)  # [B, S, Nr, d]
-    replaced = tf.minimum(tf.reduce_sum(onehot, axis=2), 1.0)  # [B, S, N]
-    kept = seq[:, None] * (1.0 - replaced[..., None])
-    return kept + tf.einsum("bsrn,bsrd->bsnd", onehot, chosen)
+    index = replacement_index(positions, substitutes, valid, tf.shape(seq)[1])
+    return replace_rows(seq, substitute_embeddings, index)
 
 
 @dataclasses.dataclass
 class AugmentedSamples:
     """Output of `augment` for S samples per row."""
 
-    sequences: tf.Tensor  # [B, S, N, d]
     positions: tf.Tensor  # int32 [B, S, Nr]
     substitutes: tf.Tensor  # int32 [B, S, Nr], indices into Nz
     valid: tf.Tensor  # bool [B, S, Nr]
     hardness: tf.Tensor  # [B, S]: Eq 5 for positives, Eq 4 for negatives
     difficulty: tf.Tensor  # [B, S]: Eq 4 score of the replacements (same as hardness for negatives)
     row_valid: tf.Tensor  # bool [B]: the row was augmented
+    index: tf.Tensor  # int32 [B, S, N]: `replacement_index`
+    original: tf.Tensor  # [B, N, d] the histories
+    substitute_embeddings: tf.Tensor  # [Nz, d]
+
+    @property
+    def sequences(self) -> tf.Tensor:
+        """[B, S, N, d] augmented sequences (built on demand: training reads `rows` instead)."""
+        return self.rows(self.original, self.substitute_embeddings)
+
+    def rows(self, rows, substitute_rows) -> tf.Tensor:
+        """`replace_rows` of these samples: [B, N, c] and [Nz, c] -> [B, S, N, c]."""
+        return replace_rows(rows, substitute_rows, self.index)
 
 
 def augment(
@@ -463,7 +518,6 @@ def augment(
         alpha_t, mask, num_samples, positive, hard_weight, config
     )
     substitutes = sample_substitutes(draws.beta, positions, hard_weight, draws, column_offset)
-    sequences = apply_replacement(seq, substitute_embeddings, positions, substitutes, valid)
 
     def score(sign_positive):
         return hardness(
@@ -474,11 +528,13 @@ def augment(
     hardness_score = score(positive)
     difficulty = score(False) if positive else hardness_score
     return AugmentedSamples(
-        sequences=sequences,
         positions=positions,
         substitutes=substitutes,
         valid=valid,
         hardness=hardness_score,
         difficulty=difficulty,
         row_valid=n_rep > 0,
+        index=replacement_index(positions, substitutes, valid, tf.shape(mask)[1]),
+        original=seq,
+        substitute_embeddings=substitute_embeddings,
     )

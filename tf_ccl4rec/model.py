@@ -23,6 +23,7 @@ from tf_ccl4rec.layers import (
     VideoRepresentation,
     WideLogit,
 )
+from tf_ccl4rec.layers.scoring import relatedness_scores
 from tf_ccl4rec.layers.wide import (
     NUM_STATISTICS,
     category_statistics,
@@ -336,7 +337,7 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
             raise KeyError(f"compute_loss needs the label feature {F.MODEL_LABEL!r}")
         labels = tf.reshape(tf.cast(inputs[F.MODEL_LABEL], tf.float32), [-1])
         users = self._user_vectors(inputs)
-        u, seq, mask, alpha_t = users["click"]
+        u, seq, mask, alpha_t, projections = users["click"]
         target_ids = self._ids(inputs, F.MODEL_TARGET, rank=1)
         target = self.video(target_ids)
         wide = self._wide_logits(inputs, target_ids)  # [B]
@@ -363,7 +364,9 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
             )
         if training and cfg.needs_augmentation:
             terms.update(
-                self._augmented_terms(u, seq, mask, alpha_t, target, extra_logits, wide, labels)
+                self._augmented_terms(
+                    u, seq, mask, alpha_t, projections, target, extra_logits, wide, labels
+                )
             )
         # Per-batch L2 on the looked-up vectors only (hand-written: a table regularizer would
         # touch every row of a million-video table at every step).
@@ -468,15 +471,16 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
         return self.wide(candidates, features)
 
     def _encode(self, seq, mask, scorer, encoder):
-        alpha_ij, alpha_t = scorer(seq, mask)
-        return encoder(seq, alpha_ij, alpha_t, mask), alpha_t
+        # (u, alpha_t, (seq W1, seq W2)): the projections serve Eq 3 and the augmented copies.
+        alpha_ij, alpha_t, projections = scorer(seq, mask, with_projections=True)
+        return encoder(seq, alpha_ij, alpha_t, mask), alpha_t, projections
 
     def _encode_click(self, features):
         ids = self._ids(features, F.MODEL_CLICK_HISTORY, rank=2)
         mask = tf.not_equal(ids, F.PAD_ID)
         seq = self.video(ids)
-        u, alpha_t = self._encode(seq, mask, self.scorer, self.encoder)
-        return u, seq, mask, alpha_t
+        u, alpha_t, projections = self._encode(seq, mask, self.scorer, self.encoder)
+        return u, seq, mask, alpha_t, projections
 
     def _user_vectors(self, features):
         click = self._encode_click(features)
@@ -484,7 +488,7 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
         if self.config.use_nonclick_sequence:
             ids = self._ids(features, F.MODEL_NONCLICK_HISTORY, rank=2)
             mask = tf.not_equal(ids, F.PAD_ID)
-            u, _ = self._encode(self.video(ids), mask, self.nonclick_scorer, self.nonclick_encoder)
+            u, *_ = self._encode(self.video(ids), mask, self.nonclick_scorer, self.nonclick_encoder)
             out.append(u)
         if self.config.num_interest_vectors:
             if F.MODEL_INTEREST_VECTORS not in features:
@@ -493,17 +497,25 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
                 tf.cast(features[F.MODEL_INTEREST_VECTORS], tf.float32)
             )
             mask = tf.ones(tf.shape(vectors)[:2], tf.bool)
-            u, _ = self._encode(vectors, mask, self.interest_scorer, self.interest_encoder)
+            u, *_ = self._encode(vectors, mask, self.interest_scorer, self.interest_encoder)
             out.append(u)
         return {"click": click, "all": out}
 
-    def _encode_samples(self, sequences, mask):
-        # [B, S, N, d] -> [B, S, units] with the click-sequence weights.
-        shape = tf.shape(sequences)
-        flat = tf.reshape(sequences, [-1, shape[2], shape[3]])
-        flat_mask = tf.reshape(tf.tile(mask[:, None, :], [1, shape[1], 1]), [-1, shape[2]])
-        u, _ = self._encode(flat, flat_mask, self.scorer, self.encoder)
-        return tf.reshape(u, [shape[0], shape[1], -1])
+    def _encode_samples(self, samples, seq, mask, projections, sub_emb, sub_projections):
+        """User vectors [B, S, units] of augmented samples with the click-sequence weights.
+
+        The same Eq 1-2 and 6-7 as `_encode` on the augmented sequences, with every per-item row
+        (v, v W1, v W2) taken from the original history's or the substitutes' rows: a kept item
+        is not projected again (exact), and Eq 1's [N, N] product is the only per-sample matmul
+        of size N².
+        """
+        left, right = (
+            samples.rows(p, z) for p, z in zip(projections, sub_projections, strict=True)
+        )
+        alpha_ij, alpha_t = self.scorer.scores(left, right, mask[:, None, :])
+        c = self.encoder.item_weights(alpha_ij, alpha_t, mask[:, None, :], tf.shape(seq)[-1])
+        pooled = tf.matmul(c[..., None, :], samples.rows(seq, sub_emb))[..., 0, :]
+        return self.encoder.output_from_pooled(pooled)
 
     def _sample_logits(self, u_samples, target, extra_logits, wide):
         # Per-sample logits [B, S, 1 + extra]: the augmented click sequence replaces the original
@@ -514,14 +526,17 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
         logits += [tf.tile(x[:, None], [1, num]) for x in extra_logits]
         return self._combine(tf.stack(logits, axis=-1), wide[:, None])
 
-    def _augmented_terms(self, u, seq, mask, alpha_t, target, extra_logits, wide, labels):
+    def _augmented_terms(
+        self, u, seq, mask, alpha_t, projections, target, extra_logits, wide, labels
+    ):
         cfg = self.config
         sub_ids = aug.sample_substitute_ids(cfg.vocab_size, cfg.effective_num_substitutes)
         sub_emb = self.video(sub_ids)
-        # Relatedness is only used for sampling and hardness: no gradient needed.
-        beta = tf.stop_gradient(
-            self.scorer.relatedness(tf.stop_gradient(seq), tf.stop_gradient(sub_emb))
-        )
+        # (z W1, z W2) once per batch: the substitutes' rows of every augmented sequence.
+        sub_projections = self.scorer.project(sub_emb)
+        # Eq 3 from the same projections. Relatedness is only used for sampling and hardness:
+        # no gradient needed.
+        beta = tf.stop_gradient(relatedness_scores(projections[0], sub_projections[1]))
         t = aug.strategy_hard_weight(cfg.strategy, self.training_progress)
         alpha_t = tf.stop_gradient(alpha_t)
         margins = (cfg.margin_scale, cfg.margin_lower, cfg.margin_upper)
@@ -548,11 +563,11 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
         row_w = tf.cast(row_valid, tf.float32)
         self.loss_trackers["augmented_row_fraction"].update_state(tf.reduce_mean(row_w))
         if pos is not None:
-            u_pos = self._encode_samples(pos.sequences, mask)
+            u_pos = self._encode_samples(pos, seq, mask, projections, sub_emb, sub_projections)
             d_pos = self._distance(u[:, None, :], u_pos)
             self.loss_trackers["hardness_pos"].update_state(pos.hardness, row_w[:, None])
         if neg is not None:
-            u_neg = self._encode_samples(neg.sequences, mask)
+            u_neg = self._encode_samples(neg, seq, mask, projections, sub_emb, sub_projections)
             d_neg = self._distance(u[:, None, :], u_neg)
             self.loss_trackers["hardness_neg"].update_state(neg.hardness, row_w[:, None])
         w = cfg.contrastive_weight
