@@ -269,13 +269,47 @@ def _log_block_sums(logits, sign: float, size: int):
     return log_sums, tf.reduce_logsumexp(log_sums, axis=-1)
 
 
+# With the shift at the middle of a row's range, exp(±(x - mid)) lies in [e^-80, e^80] when the
+# row spans at most 160: neither the terms nor block sums of them under- or overflow in float32.
+ONE_EXP_SPAN = 160.0
+
+
+def _log_block_sums_both_signs(logits, size: int):
+    """`_log_block_sums` of both signs, [(+1 log sums, lse), (-1 log sums, lse)].
+
+    The exps are the cost here (two per item, 102 M at paper settings). When every row spans at
+    most ONE_EXP_SPAN (always at initialisation), one exp per item serves both signs:
+    exp(mid - x) = 1 / exp(x - mid). Otherwise each sign gets its own exp, as before.
+    """
+    if size == 1:
+        return [_log_block_sums(logits, sign, size) for sign in (1.0, -1.0)]
+    hi = tf.reduce_max(logits, axis=-1, keepdims=True)
+    lo = tf.reduce_min(logits, axis=-1, keepdims=True)
+
+    def one_exp():
+        mid = 0.5 * (hi + lo)
+        scaled = tf.exp(logits - mid)
+        rows = tf.shape(logits)[0]
+        out = []
+        for terms, shift in ((scaled, mid), (tf.math.reciprocal(scaled), -mid)):
+            sums = tf.reduce_sum(tf.reshape(terms, [rows, -1, size]), axis=-1)
+            log_sums = tf.math.log(sums) + shift
+            out.append((log_sums, tf.reduce_logsumexp(log_sums, axis=-1)))
+        return out
+
+    def one_exp_per_sign():
+        return [_log_block_sums(logits, sign, size) for sign in (1.0, -1.0)]
+
+    return tf.cond(tf.reduce_max(hi - lo) <= ONE_EXP_SPAN, one_exp, one_exp_per_sign)
+
+
 def draw_substitutes(beta, hard_weight, num_columns: int) -> SubstituteDraws:
     """First stage of the substitute draws of one batch, and the hardness normalisers.
 
     Hand-written two-stage sampling because tf.random.categorical runs a scalar double-precision
     exp over every logit (~4 ns each here) and the old path also gathered beta per replaced
-    item. Here one vectorised exp pass per sign over [B, N, Nz] gives the block masses (hence a
-    block per draw) and logsumexp_z(±beta) for Eq 4-5; `sample_substitutes` then draws the item
+    item. Here one vectorised exp pass over [B, N, Nz] (`_log_block_sums_both_signs`) gives the
+    block masses of both signs (hence a block per draw) and logsumexp_z(±beta) for Eq 4-5; `sample_substitutes` then draws the item
     within the block from its `block_size` logits, so
     p(z) = (S_block / Z) · (exp(±beta_z) / S_block) = softmax(±beta)_z exactly.
 
@@ -295,12 +329,10 @@ def draw_substitutes(beta, hard_weight, num_columns: int) -> SubstituteDraws:
     shape = tf.shape(beta)
     flat = tf.reshape(beta, [-1, num])
     out = {"block_size": size}
-    for name, sign in (("related", 1.0), ("unrelated", -1.0)):
-        if hard_weight is None:
-            out[name] = None
-            lse = tf.reduce_logsumexp(sign * flat, axis=-1)
-        else:
-            log_sums, lse = _log_block_sums(flat, sign, size)
+    sums = _log_block_sums_both_signs(flat, size)
+    for name, (log_sums, lse) in zip(("related", "unrelated"), sums, strict=True):
+        out[name] = None
+        if hard_weight is not None:
             blocks = tf.random.categorical(log_sums, num_columns, dtype=tf.int32)
             out[name] = tf.reshape(blocks, [shape[0], shape[1], num_columns])
         out[f"log_norm_{name}"] = tf.reshape(lse, shape[:2])
