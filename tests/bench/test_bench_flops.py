@@ -20,11 +20,9 @@ from tf_ccl4rec.model import CCL4RecModel
 TOLERANCE = 0.01  # relative; the formulas are exact for the products they count
 
 
-def _tf_matmul_flops(fn, inputs):
-    concrete = tf.function(fn).get_concrete_function(
-        {k: tf.TensorSpec(v.shape, v.dtype) for k, v in inputs.items()}
-    )
-    graph = concrete.graph
+def _graph_matmul_flops(graph):
+    """(priced MatMul FLOPs, Einsum count) of `graph` and of the functions it calls (the model's
+    XLA-compiled pieces are nested tf.functions)."""
     total = einsums = 0
     for op in graph.get_operations():
         if op.type in ("MatMul", "BatchMatMulV2", "BatchMatMulV3", "BatchMatMul"):
@@ -32,7 +30,18 @@ def _tf_matmul_flops(fn, inputs):
             total += tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value
         elif op.type == "Einsum":
             einsums += 1
+        elif "f" in op.node_def.attr:
+            called = graph._functions[op.node_def.attr["f"].func.name].graph
+            flops, inner = _graph_matmul_flops(called)
+            total, einsums = total + flops, einsums + inner
     return total, einsums
+
+
+def _tf_matmul_flops(fn, inputs):
+    concrete = tf.function(fn).get_concrete_function(
+        {k: tf.TensorSpec(v.shape, v.dtype) for k, v in inputs.items()}
+    )
+    return _graph_matmul_flops(concrete.graph)
 
 
 def _batch(cfg, b, rng):

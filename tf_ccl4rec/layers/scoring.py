@@ -52,6 +52,20 @@ def pairwise_scores(left: tf.Tensor, right: tf.Tensor) -> tf.Tensor:
     return tf.matmul(left, right, transpose_b=True)
 
 
+def importance(alpha_ij: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """alpha_t = sum over real j of alpha_tj (Eq 2).
+
+    Args:
+      alpha_ij: [..., N, N] from `pairwise_scores`.
+      mask: [..., N] bool, True for real items.
+
+    Returns:
+      [..., N] importance; 0 on padded positions.
+    """
+    m = tf.cast(mask, alpha_ij.dtype)
+    return tf.reduce_sum(alpha_ij * m[..., None, :], axis=-1) * m
+
+
 def relatedness_scores(left: tf.Tensor, right: tf.Tensor) -> tf.Tensor:
     """Eq 3 on projections: [B, N, u] (v W1) and [Nz, u] (z W2) -> [B, N, Nz]."""
     # One 2-D matmul: TF runs this einsum as a slower batched matmul (~2x on CPU, measured).
@@ -109,17 +123,8 @@ class BehaviorScorer(tf.keras.layers.Layer):
         return pairwise_scores(*self.project(seq))
 
     def importance(self, alpha_ij: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-        """alpha_t = sum over real j of alpha_tj (Eq 2).
-
-        Args:
-          alpha_ij: [..., N, N] from `pairwise`.
-          mask: [..., N] bool, True for real items.
-
-        Returns:
-          [..., N] importance; 0 on padded positions.
-        """
-        m = tf.cast(mask, alpha_ij.dtype)
-        return tf.reduce_sum(alpha_ij * m[..., None, :], axis=-1) * m
+        """alpha_t (Eq 2), see `importance`."""
+        return importance(alpha_ij, mask)
 
     def relatedness(self, seq: tf.Tensor, substitutes: tf.Tensor) -> tf.Tensor:
         """beta_tk = (v_t W1) . (z_k W2) (Eq 3).
@@ -136,7 +141,7 @@ class BehaviorScorer(tf.keras.layers.Layer):
     def scores(self, left: tf.Tensor, right: tf.Tensor, mask: tf.Tensor):
         """(alpha_ij, alpha_t) (Eq 1-2) from the projections `project` returns."""
         alpha_ij = pairwise_scores(left, right)
-        return alpha_ij, self.importance(alpha_ij, mask)
+        return alpha_ij, importance(alpha_ij, mask)
 
     def call(self, seq: tf.Tensor, mask: tf.Tensor, with_projections: bool = False):
         """Returns (alpha_ij [B,N,N], alpha_t [B,N]) for `seq` [B,N,d] and `mask` [B,N], and
