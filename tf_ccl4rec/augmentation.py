@@ -63,7 +63,7 @@ def hardness(
     """
     sign = -1.0 if positive else 1.0
     alpha_t = sign * tf.stop_gradient(alpha_t)
-    beta = sign * tf.stop_gradient(beta)
+    beta = tf.stop_gradient(beta)  # the sign goes on the few entries read (not on [B, N, Nz])
     replaced = tf.cast(replaced, tf.int32)
     substitutes = tf.cast(substitutes, tf.int32)
     out_shape = tf.shape(replaced)[:-1]
@@ -73,10 +73,10 @@ def hardness(
 
     log_importance = masked_log_softmax(alpha_t, mask)  # [B, N]
     if log_norm is None:
-        log_norm = tf.reduce_logsumexp(beta, axis=-1)  # [B, N]
+        log_norm = tf.reduce_logsumexp(sign * beta, axis=-1)  # [B, N]
     log_norm = tf.stop_gradient(log_norm)
     rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(flat_rep))
-    beta_mn = tf.gather_nd(beta, tf.stack([rows, flat_rep, flat_sub], axis=-1))  # [B, K]
+    beta_mn = sign * tf.gather_nd(beta, tf.stack([rows, flat_rep, flat_sub], axis=-1))  # [B, K]
     log_term = (
         tf.gather(log_importance, flat_rep, batch_dims=1)
         + beta_mn
@@ -274,36 +274,44 @@ def _log_block_sums(logits, sign: float, size: int):
 ONE_EXP_SPAN = 160.0
 
 
-def _log_block_sums_both_signs(logits, size: int):
+def _log_block_sums_both_signs(logits, size: int, abs_bound=None):
     """`_log_block_sums` of both signs, [(+1 log sums, lse), (-1 log sums, lse)].
 
-    The exps are the cost here (two per item, 102 M at paper settings). When every row spans at
-    most ONE_EXP_SPAN (always at initialisation), one exp per item serves both signs:
-    exp(mid - x) = 1 / exp(x - mid). Otherwise each sign gets its own exp, as before.
+    The exps and the passes over [B·N, Nz] are the cost here (two exps per item, 102 M at paper
+    settings). When every row spans at most ONE_EXP_SPAN (always at initialisation), one exp per
+    item serves both signs: exp(mid - x) = 1 / exp(x - mid). When `abs_bound` (a bound of |logits|,
+    e.g. Cauchy-Schwarz on the projections of Eq 3) is at most half of it, mid = 0 needs neither
+    the row max / min passes nor a subtraction. Otherwise each sign gets its own exp, as before.
     """
     if size == 1:
         return [_log_block_sums(logits, sign, size) for sign in (1.0, -1.0)]
-    hi = tf.reduce_max(logits, axis=-1, keepdims=True)
-    lo = tf.reduce_min(logits, axis=-1, keepdims=True)
+    rows = tf.shape(logits)[0]
 
-    def one_exp():
-        mid = 0.5 * (hi + lo)
-        scaled = tf.exp(logits - mid)
-        rows = tf.shape(logits)[0]
+    def one_exp(mid=None):
+        scaled = tf.exp(logits if mid is None else logits - mid)
         out = []
-        for terms, shift in ((scaled, mid), (tf.math.reciprocal(scaled), -mid)):
-            sums = tf.reduce_sum(tf.reshape(terms, [rows, -1, size]), axis=-1)
-            log_sums = tf.math.log(sums) + shift
+        for terms, sign in ((scaled, 1.0), (tf.math.reciprocal(scaled), -1.0)):
+            log_sums = tf.math.log(tf.reduce_sum(tf.reshape(terms, [rows, -1, size]), axis=-1))
+            if mid is not None:
+                log_sums += sign * mid
             out.append((log_sums, tf.reduce_logsumexp(log_sums, axis=-1)))
         return out
 
-    def one_exp_per_sign():
-        return [_log_block_sums(logits, sign, size) for sign in (1.0, -1.0)]
+    def by_range():
+        hi = tf.reduce_max(logits, axis=-1, keepdims=True)
+        lo = tf.reduce_min(logits, axis=-1, keepdims=True)
+        return tf.cond(
+            tf.reduce_max(hi - lo) <= ONE_EXP_SPAN,
+            lambda: one_exp(0.5 * (hi + lo)),
+            lambda: [_log_block_sums(logits, sign, size) for sign in (1.0, -1.0)],
+        )
 
-    return tf.cond(tf.reduce_max(hi - lo) <= ONE_EXP_SPAN, one_exp, one_exp_per_sign)
+    if abs_bound is None:
+        return by_range()
+    return tf.cond(abs_bound <= ONE_EXP_SPAN / 2, one_exp, by_range)
 
 
-def draw_substitutes(beta, hard_weight, num_columns: int) -> SubstituteDraws:
+def draw_substitutes(beta, hard_weight, num_columns: int, abs_bound=None) -> SubstituteDraws:
     """First stage of the substitute draws of one batch, and the hardness normalisers.
 
     Hand-written two-stage sampling because tf.random.categorical runs a scalar double-precision
@@ -317,6 +325,8 @@ def draw_substitutes(beta, hard_weight, num_columns: int) -> SubstituteDraws:
       beta: [B, N, Nz] relatedness with a static Nz (gradient is stopped).
       hard_weight: t, or None for the random strategy (only the normalisers are computed).
       num_columns: K, at least the total number of samples the draws serve (Np + Nn).
+      abs_bound: Optional scalar bound of |beta| (saves passes, see
+        `_log_block_sums_both_signs`).
 
     Returns:
       SubstituteDraws.
@@ -329,7 +339,7 @@ def draw_substitutes(beta, hard_weight, num_columns: int) -> SubstituteDraws:
     shape = tf.shape(beta)
     flat = tf.reshape(beta, [-1, num])
     out = {"block_size": size}
-    sums = _log_block_sums_both_signs(flat, size)
+    sums = _log_block_sums_both_signs(flat, size, abs_bound)
     for name, (log_sums, lse) in zip(("related", "unrelated"), sums, strict=True):
         out[name] = None
         if hard_weight is not None:
@@ -386,9 +396,9 @@ def sample_substitutes(beta, positions, hard_weight, draws=None, column_offset: 
             return block
         # Second stage: the item within the block, from its own ±beta logits.
         length = tf.shape(draws.beta)[1]
-        start = ((rows * length + positions) * num_sub + block * size)[..., None]
-        members = start + tf.range(size)[None, None, None, :]  # [B, S, Nr, size]
-        inner = tf.gather(tf.reshape(draws.beta, [-1]), tf.reshape(members, [-1, size]))
+        # Row (b, position, block) of beta viewed as [B·N·Nz / size, size]: the block's logits.
+        members = (rows * length + positions) * (num_sub // size) + block  # [B, S, Nr]
+        inner = tf.gather(tf.reshape(draws.beta, [-1, size]), tf.reshape(members, [-1]))
         inner *= tf.reshape(tf.where(related, 1.0, -1.0), [-1, 1])
         offset = tf.random.categorical(inner, 1, dtype=tf.int32)
         return block * size + tf.reshape(offset, shape)

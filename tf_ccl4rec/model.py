@@ -509,23 +509,23 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
             out.append(u)
         return {"click": click, "all": out}
 
-    def _encode_samples(self, samples, seq, mask, projections, sub_emb, sub_projections):
+    def _encode_samples(self, index, seq, mask, projections, sub_emb, sub_projections):
         """User vectors [B, S, units] of augmented samples with the click-sequence weights.
 
-        The same Eq 1-2 and 6-7 as `_encode` on the augmented sequences, with every per-item row
-        (v, v W1, v W2) taken from the original history's or the substitutes' rows: a kept item
-        is not projected again (exact), and Eq 1's [N, N] product is the only per-sample matmul
-        of size N².
+        The same Eq 1-2 and 6-7 as `_encode` on the augmented sequences (`index`: int32
+        [B, S, N] from aug.replacement_index), with every per-item row (v, v W1, v W2) taken from
+        the original history's or the substitutes' rows: a kept item is not projected again
+        (exact), and Eq 1's [N, N] product is the only per-sample matmul of size N².
         """
         left, right = (
-            samples.rows(p, z) for p, z in zip(projections, sub_projections, strict=True)
+            aug.replace_rows(p, z, index) for p, z in zip(projections, sub_projections, strict=True)
         )
         mask = mask[:, None, :]
         alpha_ij = pairwise_scores(left, right)  # Eq 1
         alpha_t = _compiled_importance(alpha_ij, mask)  # Eq 2
         scaled_by = tf.shape(seq)[-1] if self.encoder.scaled_scores else None
         c = _compiled_item_weights(alpha_ij, alpha_t, mask, scaled_by)  # Eq 6-7
-        pooled = tf.matmul(c[..., None, :], samples.rows(seq, sub_emb))[..., 0, :]
+        pooled = tf.matmul(c[..., None, :], aug.replace_rows(seq, sub_emb, index))[..., 0, :]
         return self.encoder.output_from_pooled(pooled)
 
     def _sample_logits(self, u_samples, target, extra_logits, wide):
@@ -557,7 +557,14 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
         pos = neg = None
         # One pass over beta serves both signs: positives read draw columns [0, Np), negatives
         # [Np, Np + Nn) (see aug.sample_substitutes).
-        draws = aug.draw_substitutes(beta, t, cfg.num_positives + cfg.num_negatives)
+        # |beta_tk| <= |v_t W1| |z_k W2| (Cauchy-Schwarz): lets the draws skip passes over beta.
+        abs_bound = tf.stop_gradient(
+            tf.reduce_max(tf.norm(projections[0], axis=-1))
+            * tf.reduce_max(tf.norm(sub_projections[1], axis=-1))
+        )
+        draws = aug.draw_substitutes(
+            beta, t, cfg.num_positives + cfg.num_negatives, abs_bound=abs_bound
+        )
         if need_pos:
             pos = aug.augment(
                 seq, mask, alpha_t, substitute_embeddings=sub_emb, draws=draws,
@@ -573,12 +580,21 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
             row_valid = neg.row_valid
         row_w = tf.cast(row_valid, tf.float32)
         self.loss_trackers["augmented_row_fraction"].update_state(tf.reduce_mean(row_w))
+        # Positives and negatives go through the encoder together (one op per step, not two).
+        samples = [
+            (s, n) for s, n in ((pos, cfg.num_positives), (neg, cfg.num_negatives)) if s is not None
+        ]
+        encoded = self._encode_samples(
+            tf.concat([s.index for s, _ in samples], axis=1), seq, mask, projections, sub_emb,
+            sub_projections,
+        )  # fmt: skip
+        parts = iter(tf.split(encoded, [n for _, n in samples], axis=1))
         if pos is not None:
-            u_pos = self._encode_samples(pos, seq, mask, projections, sub_emb, sub_projections)
+            u_pos = next(parts)
             d_pos = self._distance(u[:, None, :], u_pos)
             self.loss_trackers["hardness_pos"].update_state(pos.hardness, row_w[:, None])
         if neg is not None:
-            u_neg = self._encode_samples(neg, seq, mask, projections, sub_emb, sub_projections)
+            u_neg = next(parts)
             d_neg = self._distance(u[:, None, :], u_neg)
             self.loss_trackers["hardness_neg"].update_state(neg.hardness, row_w[:, None])
         w = cfg.contrastive_weight

@@ -108,15 +108,18 @@ def test_normalisers_and_hardness_match_the_direct_computation(nz):
         np.testing.assert_allclose(cached.numpy(), direct.numpy(), rtol=1e-5)
 
 
+@pytest.mark.parametrize("bounded", [False, True])
 @pytest.mark.parametrize("scale", [3.0, 60.0])  # spans below and above aug.ONE_EXP_SPAN
-def test_block_masses_of_both_signs_match_numpy(scale):
-    """One exp per item (its reciprocal for the other sign) or one per sign: the same block
-    probabilities and normalisers (a block below float32's range has probability 0)."""
+def test_block_masses_of_both_signs_match_numpy(scale, bounded):
+    """One exp per item (its reciprocal for the other sign; centred on the row or, with a small
+    bound of |logits|, not shifted) or one per sign: the same block probabilities and normalisers
+    (a block below float32's range has probability 0)."""
     rng = np.random.default_rng(11)
     logits = (rng.normal(size=(5, 12)) * scale).astype(np.float32)
     span = logits.max(-1) - logits.min(-1)
     assert np.all(span <= aug.ONE_EXP_SPAN) == (scale == 3.0)
-    got = aug._log_block_sums_both_signs(tf.constant(logits), 3)
+    bound = tf.constant(np.abs(logits).max()) if bounded else None
+    got = aug._log_block_sums_both_signs(tf.constant(logits), 3, bound)
     for (log_sums, lse), sign in zip(got, (1.0, -1.0), strict=True):
         signed = sign * logits.astype(np.float64)
         top = signed.max(-1, keepdims=True)
