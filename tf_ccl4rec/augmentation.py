@@ -270,8 +270,10 @@ def _log_block_sums(logits, sign: float, size: int):
 
 
 # With the shift at the middle of a row's range, exp(±(x - mid)) lies in [e^-80, e^80] when the
-# row spans at most 160: neither the terms nor block sums of them under- or overflow in float32.
+# row spans at most 160: neither the terms nor block sums of up to 4096 of them (< 2.3e38) under-
+# or overflow in float32.
 ONE_EXP_SPAN = 160.0
+ONE_EXP_MAX_BLOCK = 4096
 
 
 def _log_block_sums_both_signs(logits, size: int, abs_bound=None):
@@ -283,7 +285,7 @@ def _log_block_sums_both_signs(logits, size: int, abs_bound=None):
     e.g. Cauchy-Schwarz on the projections of Eq 3) is at most half of it, mid = 0 needs neither
     the row max / min passes nor a subtraction. Otherwise each sign gets its own exp, as before.
     """
-    if size == 1:
+    if size == 1 or size > ONE_EXP_MAX_BLOCK:
         return [_log_block_sums(logits, sign, size) for sign in (1.0, -1.0)]
     rows = tf.shape(logits)[0]
 
@@ -317,8 +319,8 @@ def draw_substitutes(beta, hard_weight, num_columns: int, abs_bound=None) -> Sub
     Hand-written two-stage sampling because tf.random.categorical runs a scalar double-precision
     exp over every logit (~4 ns each here) and the old path also gathered beta per replaced
     item. Here one vectorised exp pass over [B, N, Nz] (`_log_block_sums_both_signs`) gives the
-    block masses of both signs (hence a block per draw) and logsumexp_z(±beta) for Eq 4-5; `sample_substitutes` then draws the item
-    within the block from its `block_size` logits, so
+    block masses of both signs (hence a block per draw) and logsumexp_z(±beta) for Eq 4-5;
+    `sample_substitutes` then draws the item within the block from its `block_size` logits, so
     p(z) = (S_block / Z) · (exp(±beta_z) / S_block) = softmax(±beta)_z exactly.
 
     Args:
@@ -516,12 +518,9 @@ class AugmentedSamples:
 
     @property
     def sequences(self) -> tf.Tensor:
-        """[B, S, N, d] augmented sequences (built on demand: training reads `rows` instead)."""
-        return self.rows(self.original, self.substitute_embeddings)
-
-    def rows(self, rows, substitute_rows) -> tf.Tensor:
-        """`replace_rows` of these samples: [B, N, c] and [Nz, c] -> [B, S, N, c]."""
-        return replace_rows(rows, substitute_rows, self.index)
+        """[B, S, N, d] augmented sequences, built on demand: training gathers the projections
+        of their items with `index` instead (CCL4RecModel._encode_samples)."""
+        return replace_rows(self.original, self.substitute_embeddings, self.index)
 
 
 def augment(
