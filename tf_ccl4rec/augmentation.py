@@ -63,7 +63,7 @@ def hardness(
     """
     sign = -1.0 if positive else 1.0
     alpha_t = sign * tf.stop_gradient(alpha_t)
-    beta = sign * tf.stop_gradient(beta)
+    beta = tf.stop_gradient(beta)  # the sign goes on the few entries read (not on [B, N, Nz])
     replaced = tf.cast(replaced, tf.int32)
     substitutes = tf.cast(substitutes, tf.int32)
     out_shape = tf.shape(replaced)[:-1]
@@ -73,10 +73,10 @@ def hardness(
 
     log_importance = masked_log_softmax(alpha_t, mask)  # [B, N]
     if log_norm is None:
-        log_norm = tf.reduce_logsumexp(beta, axis=-1)  # [B, N]
+        log_norm = tf.reduce_logsumexp(sign * beta, axis=-1)  # [B, N]
     log_norm = tf.stop_gradient(log_norm)
     rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(flat_rep))
-    beta_mn = tf.gather_nd(beta, tf.stack([rows, flat_rep, flat_sub], axis=-1))  # [B, K]
+    beta_mn = sign * tf.gather_nd(beta, tf.stack([rows, flat_rep, flat_sub], axis=-1))  # [B, K]
     log_term = (
         tf.gather(log_importance, flat_rep, batch_dims=1)
         + beta_mn
@@ -269,20 +269,66 @@ def _log_block_sums(logits, sign: float, size: int):
     return log_sums, tf.reduce_logsumexp(log_sums, axis=-1)
 
 
-def draw_substitutes(beta, hard_weight, num_columns: int) -> SubstituteDraws:
+# With the shift at the middle of a row's range, exp(±(x - mid)) lies in [e^-80, e^80] when the
+# row spans at most 160: neither the terms nor block sums of up to 4096 of them (< 2.3e38) under-
+# or overflow in float32.
+ONE_EXP_SPAN = 160.0
+ONE_EXP_MAX_BLOCK = 4096
+
+
+def _log_block_sums_both_signs(logits, size: int, abs_bound=None):
+    """`_log_block_sums` of both signs, [(+1 log sums, lse), (-1 log sums, lse)].
+
+    The exps and the passes over [B·N, Nz] are the cost here (two exps per item, 102 M at paper
+    settings). When every row spans at most ONE_EXP_SPAN (always at initialisation), one exp per
+    item serves both signs: exp(mid - x) = 1 / exp(x - mid). When `abs_bound` (a bound of |logits|,
+    e.g. Cauchy-Schwarz on the projections of Eq 3) is at most half of it, mid = 0 needs neither
+    the row max / min passes nor a subtraction. Otherwise each sign gets its own exp, as before.
+    """
+    if size == 1 or size > ONE_EXP_MAX_BLOCK:
+        return [_log_block_sums(logits, sign, size) for sign in (1.0, -1.0)]
+    rows = tf.shape(logits)[0]
+
+    def one_exp(mid=None):
+        scaled = tf.exp(logits if mid is None else logits - mid)
+        out = []
+        for terms, sign in ((scaled, 1.0), (tf.math.reciprocal(scaled), -1.0)):
+            log_sums = tf.math.log(tf.reduce_sum(tf.reshape(terms, [rows, -1, size]), axis=-1))
+            if mid is not None:
+                log_sums += sign * mid
+            out.append((log_sums, tf.reduce_logsumexp(log_sums, axis=-1)))
+        return out
+
+    def by_range():
+        hi = tf.reduce_max(logits, axis=-1, keepdims=True)
+        lo = tf.reduce_min(logits, axis=-1, keepdims=True)
+        return tf.cond(
+            tf.reduce_max(hi - lo) <= ONE_EXP_SPAN,
+            lambda: one_exp(0.5 * (hi + lo)),
+            lambda: [_log_block_sums(logits, sign, size) for sign in (1.0, -1.0)],
+        )
+
+    if abs_bound is None:
+        return by_range()
+    return tf.cond(abs_bound <= ONE_EXP_SPAN / 2, one_exp, by_range)
+
+
+def draw_substitutes(beta, hard_weight, num_columns: int, abs_bound=None) -> SubstituteDraws:
     """First stage of the substitute draws of one batch, and the hardness normalisers.
 
     Hand-written two-stage sampling because tf.random.categorical runs a scalar double-precision
     exp over every logit (~4 ns each here) and the old path also gathered beta per replaced
-    item. Here one vectorised exp pass per sign over [B, N, Nz] gives the block masses (hence a
-    block per draw) and logsumexp_z(±beta) for Eq 4-5; `sample_substitutes` then draws the item
-    within the block from its `block_size` logits, so
+    item. Here one vectorised exp pass over [B, N, Nz] (`_log_block_sums_both_signs`) gives the
+    block masses of both signs (hence a block per draw) and logsumexp_z(±beta) for Eq 4-5;
+    `sample_substitutes` then draws the item within the block from its `block_size` logits, so
     p(z) = (S_block / Z) · (exp(±beta_z) / S_block) = softmax(±beta)_z exactly.
 
     Args:
       beta: [B, N, Nz] relatedness with a static Nz (gradient is stopped).
       hard_weight: t, or None for the random strategy (only the normalisers are computed).
       num_columns: K, at least the total number of samples the draws serve (Np + Nn).
+      abs_bound: Optional scalar bound of |beta| (saves passes, see
+        `_log_block_sums_both_signs`).
 
     Returns:
       SubstituteDraws.
@@ -295,12 +341,10 @@ def draw_substitutes(beta, hard_weight, num_columns: int) -> SubstituteDraws:
     shape = tf.shape(beta)
     flat = tf.reshape(beta, [-1, num])
     out = {"block_size": size}
-    for name, sign in (("related", 1.0), ("unrelated", -1.0)):
-        if hard_weight is None:
-            out[name] = None
-            lse = tf.reduce_logsumexp(sign * flat, axis=-1)
-        else:
-            log_sums, lse = _log_block_sums(flat, sign, size)
+    sums = _log_block_sums_both_signs(flat, size, abs_bound)
+    for name, (log_sums, lse) in zip(("related", "unrelated"), sums, strict=True):
+        out[name] = None
+        if hard_weight is not None:
             blocks = tf.random.categorical(log_sums, num_columns, dtype=tf.int32)
             out[name] = tf.reshape(blocks, [shape[0], shape[1], num_columns])
         out[f"log_norm_{name}"] = tf.reshape(lse, shape[:2])
@@ -354,9 +398,9 @@ def sample_substitutes(beta, positions, hard_weight, draws=None, column_offset: 
             return block
         # Second stage: the item within the block, from its own ±beta logits.
         length = tf.shape(draws.beta)[1]
-        start = ((rows * length + positions) * num_sub + block * size)[..., None]
-        members = start + tf.range(size)[None, None, None, :]  # [B, S, Nr, size]
-        inner = tf.gather(tf.reshape(draws.beta, [-1]), tf.reshape(members, [-1, size]))
+        # Row (b, position, block) of beta viewed as [B·N·Nz / size, size]: the block's logits.
+        members = (rows * length + positions) * (num_sub // size) + block  # [B, S, Nr]
+        inner = tf.gather(tf.reshape(draws.beta, [-1, size]), tf.reshape(members, [-1]))
         inner *= tf.reshape(tf.where(related, 1.0, -1.0), [-1, 1])
         offset = tf.random.categorical(inner, 1, dtype=tf.int32)
         return block * size + tf.reshape(offset, shape)
@@ -393,38 +437,90 @@ def sample_substitute_ids(vocab_size: int, num_substitutes: int) -> tf.Tensor:
     return sampled + 1
 
 
+def replacement_index(positions, substitutes, valid, length) -> tf.Tensor:
+    """Where every item of the augmented sequences comes from, int32 [B, S, N].
+
+    n for a kept item n of the history, `length` + k for an item replaced by substitute k.
+
+    Args:
+      positions: int32 [B, S, Nr] replaced positions, distinct within each [b, s].
+      substitutes: int32 [B, S, Nr] indices into Nz.
+      valid: bool [B, S, Nr].
+      length: N.
+    """
+    positions = tf.cast(positions, tf.int32)
+    shape = tf.shape(positions)
+    rows = tf.broadcast_to(tf.range(shape[0])[:, None, None], shape)
+    cols = tf.broadcast_to(tf.range(shape[1])[None, :, None], shape)
+    # Positions are distinct within a sample, so each item gets at most one (summed) update.
+    shift = tf.where(valid, length + tf.cast(substitutes, tf.int32) - positions, 0)
+    kept = tf.broadcast_to(tf.range(length)[None, None, :], [shape[0], shape[1], length])
+    return kept + tf.scatter_nd(
+        tf.stack([rows, cols, positions], axis=-1), shift, [shape[0], shape[1], length]
+    )
+
+
+def replace_rows(rows, substitute_rows, index) -> tf.Tensor:
+    """Per-item rows of the augmented sequences by a gather (no one-hot product).
+
+    Works for any per-item quantity: the representations themselves or their projections
+    (x W1, x W2), which is how the augmented encoders reuse the original history's projections
+    and project only the Nz substitutes (exact: a kept item's row is the original row).
+
+    Args:
+      rows: [B, N, c] rows of the original histories.
+      substitute_rows: [Nz, c] rows of the substitutes.
+      index: int32 [B, S, N] from `replacement_index`.
+
+    Returns:
+      [B, S, N, c].
+    """
+    shape = tf.shape(rows)
+    flat = tf.reshape(rows, [-1, shape[-1]])
+    batch_offset = (tf.range(shape[0]) * shape[1])[:, None, None]
+    # Kept items index the flattened history rows, replaced ones the rows after them.
+    flat_index = tf.where(
+        index < shape[1], index + batch_offset, index - shape[1] + shape[0] * shape[1]
+    )
+    return tf.gather(tf.concat([flat, substitute_rows], axis=0), flat_index)
+
+
 def apply_replacement(seq, substitute_embeddings, positions, substitutes, valid):
     """Builds the augmented sequences in representation space.
 
     Args:
       seq: [B, N, d].
       substitute_embeddings: [Nz, d].
-      positions: int32 [B, S, Nr] replaced positions.
+      positions: int32 [B, S, Nr] replaced positions, distinct within each [b, s].
       substitutes: int32 [B, S, Nr] indices into Nz.
       valid: bool [B, S, Nr].
 
     Returns:
       [B, S, N, d] augmented sequences (the mask is unchanged: only real items are replaced).
     """
-    length = tf.shape(seq)[1]
-    onehot = tf.one_hot(positions, length, dtype=seq.dtype) * tf.cast(valid, seq.dtype)[..., None]
-    chosen = tf.gather(substitute_embeddings, substitutes)  # [B, S, Nr, d]
-    replaced = tf.minimum(tf.reduce_sum(onehot, axis=2), 1.0)  # [B, S, N]
-    kept = seq[:, None] * (1.0 - replaced[..., None])
-    return kept + tf.einsum("bsrn,bsrd->bsnd", onehot, chosen)
+    index = replacement_index(positions, substitutes, valid, tf.shape(seq)[1])
+    return replace_rows(seq, substitute_embeddings, index)
 
 
 @dataclasses.dataclass
 class AugmentedSamples:
     """Output of `augment` for S samples per row."""
 
-    sequences: tf.Tensor  # [B, S, N, d]
     positions: tf.Tensor  # int32 [B, S, Nr]
     substitutes: tf.Tensor  # int32 [B, S, Nr], indices into Nz
     valid: tf.Tensor  # bool [B, S, Nr]
     hardness: tf.Tensor  # [B, S]: Eq 5 for positives, Eq 4 for negatives
     difficulty: tf.Tensor  # [B, S]: Eq 4 score of the replacements (same as hardness for negatives)
     row_valid: tf.Tensor  # bool [B]: the row was augmented
+    index: tf.Tensor  # int32 [B, S, N]: `replacement_index`
+    original: tf.Tensor  # [B, N, d] the histories
+    substitute_embeddings: tf.Tensor  # [Nz, d]
+
+    @property
+    def sequences(self) -> tf.Tensor:
+        """[B, S, N, d] augmented sequences, built on demand: training gathers the projections
+        of their items with `index` instead (CCL4RecModel._encode_samples)."""
+        return replace_rows(self.original, self.substitute_embeddings, self.index)
 
 
 def augment(
@@ -463,7 +559,6 @@ def augment(
         alpha_t, mask, num_samples, positive, hard_weight, config
     )
     substitutes = sample_substitutes(draws.beta, positions, hard_weight, draws, column_offset)
-    sequences = apply_replacement(seq, substitute_embeddings, positions, substitutes, valid)
 
     def score(sign_positive):
         return hardness(
@@ -474,11 +569,13 @@ def augment(
     hardness_score = score(positive)
     difficulty = score(False) if positive else hardness_score
     return AugmentedSamples(
-        sequences=sequences,
         positions=positions,
         substitutes=substitutes,
         valid=valid,
         hardness=hardness_score,
         difficulty=difficulty,
         row_valid=n_rep > 0,
+        index=replacement_index(positions, substitutes, valid, tf.shape(mask)[1]),
+        original=seq,
+        substitute_embeddings=substitute_embeddings,
     )

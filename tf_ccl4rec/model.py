@@ -23,6 +23,8 @@ from tf_ccl4rec.layers import (
     VideoRepresentation,
     WideLogit,
 )
+from tf_ccl4rec.layers.encoder import item_weights
+from tf_ccl4rec.layers.scoring import importance, pairwise_scores, relatedness_scores
 from tf_ccl4rec.layers.wide import (
     NUM_STATISTICS,
     category_statistics,
@@ -30,6 +32,13 @@ from tf_ccl4rec.layers.wide import (
     fit_statistics_weights,
     history_statistics,
 )
+
+# Training-only XLA clusters for the augmented sequences: each fuses the elementwise passes over
+# their [B, S, N, N] scores (Eq 2, the masked softmaxes of Eq 6-7) that TF runs op by op, forward
+# and backward (~50 -> ~23 ms at paper settings). Inference keeps plain TF ops, so exported
+# models need no XLA at serving time.
+_compiled_importance = tf.function(importance, jit_compile=True)
+_compiled_item_weights = tf.function(item_weights, jit_compile=True)
 
 
 def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, tf.TensorSpec]:
@@ -336,7 +345,7 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
             raise KeyError(f"compute_loss needs the label feature {F.MODEL_LABEL!r}")
         labels = tf.reshape(tf.cast(inputs[F.MODEL_LABEL], tf.float32), [-1])
         users = self._user_vectors(inputs)
-        u, seq, mask, alpha_t = users["click"]
+        u, seq, mask, alpha_t, projections = users["click"]
         target_ids = self._ids(inputs, F.MODEL_TARGET, rank=1)
         target = self.video(target_ids)
         wide = self._wide_logits(inputs, target_ids)  # [B]
@@ -363,7 +372,9 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
             )
         if training and cfg.needs_augmentation:
             terms.update(
-                self._augmented_terms(u, seq, mask, alpha_t, target, extra_logits, wide, labels)
+                self._augmented_terms(
+                    u, seq, mask, alpha_t, projections, target, extra_logits, wide, labels
+                )
             )
         # Per-batch L2 on the looked-up vectors only (hand-written: a table regularizer would
         # touch every row of a million-video table at every step).
@@ -468,15 +479,16 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
         return self.wide(candidates, features)
 
     def _encode(self, seq, mask, scorer, encoder):
-        alpha_ij, alpha_t = scorer(seq, mask)
-        return encoder(seq, alpha_ij, alpha_t, mask), alpha_t
+        # (u, alpha_t, (seq W1, seq W2)): the projections serve Eq 3 and the augmented copies.
+        alpha_ij, alpha_t, projections = scorer(seq, mask, with_projections=True)
+        return encoder(seq, alpha_ij, alpha_t, mask), alpha_t, projections
 
     def _encode_click(self, features):
         ids = self._ids(features, F.MODEL_CLICK_HISTORY, rank=2)
         mask = tf.not_equal(ids, F.PAD_ID)
         seq = self.video(ids)
-        u, alpha_t = self._encode(seq, mask, self.scorer, self.encoder)
-        return u, seq, mask, alpha_t
+        u, alpha_t, projections = self._encode(seq, mask, self.scorer, self.encoder)
+        return u, seq, mask, alpha_t, projections
 
     def _user_vectors(self, features):
         click = self._encode_click(features)
@@ -484,7 +496,7 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
         if self.config.use_nonclick_sequence:
             ids = self._ids(features, F.MODEL_NONCLICK_HISTORY, rank=2)
             mask = tf.not_equal(ids, F.PAD_ID)
-            u, _ = self._encode(self.video(ids), mask, self.nonclick_scorer, self.nonclick_encoder)
+            u, *_ = self._encode(self.video(ids), mask, self.nonclick_scorer, self.nonclick_encoder)
             out.append(u)
         if self.config.num_interest_vectors:
             if F.MODEL_INTEREST_VECTORS not in features:
@@ -493,17 +505,28 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
                 tf.cast(features[F.MODEL_INTEREST_VECTORS], tf.float32)
             )
             mask = tf.ones(tf.shape(vectors)[:2], tf.bool)
-            u, _ = self._encode(vectors, mask, self.interest_scorer, self.interest_encoder)
+            u, *_ = self._encode(vectors, mask, self.interest_scorer, self.interest_encoder)
             out.append(u)
         return {"click": click, "all": out}
 
-    def _encode_samples(self, sequences, mask):
-        # [B, S, N, d] -> [B, S, units] with the click-sequence weights.
-        shape = tf.shape(sequences)
-        flat = tf.reshape(sequences, [-1, shape[2], shape[3]])
-        flat_mask = tf.reshape(tf.tile(mask[:, None, :], [1, shape[1], 1]), [-1, shape[2]])
-        u, _ = self._encode(flat, flat_mask, self.scorer, self.encoder)
-        return tf.reshape(u, [shape[0], shape[1], -1])
+    def _encode_samples(self, index, seq, mask, projections, sub_emb, sub_projections):
+        """User vectors [B, S, units] of augmented samples with the click-sequence weights.
+
+        The same Eq 1-2 and 6-7 as `_encode` on the augmented sequences (`index`: int32
+        [B, S, N] from aug.replacement_index), with every per-item row (v, v W1, v W2) taken from
+        the original history's or the substitutes' rows: a kept item is not projected again
+        (exact), and Eq 1's [N, N] product is the only per-sample matmul of size N².
+        """
+        left, right = (
+            aug.replace_rows(p, z, index) for p, z in zip(projections, sub_projections, strict=True)
+        )
+        mask = mask[:, None, :]
+        alpha_ij = pairwise_scores(left, right)  # Eq 1
+        alpha_t = _compiled_importance(alpha_ij, mask)  # Eq 2
+        scaled_by = tf.shape(seq)[-1] if self.encoder.scaled_scores else None
+        c = _compiled_item_weights(alpha_ij, alpha_t, mask, scaled_by)  # Eq 6-7
+        pooled = tf.matmul(c[..., None, :], aug.replace_rows(seq, sub_emb, index))[..., 0, :]
+        return self.encoder.output_from_pooled(pooled)
 
     def _sample_logits(self, u_samples, target, extra_logits, wide):
         # Per-sample logits [B, S, 1 + extra]: the augmented click sequence replaces the original
@@ -514,14 +537,17 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
         logits += [tf.tile(x[:, None], [1, num]) for x in extra_logits]
         return self._combine(tf.stack(logits, axis=-1), wide[:, None])
 
-    def _augmented_terms(self, u, seq, mask, alpha_t, target, extra_logits, wide, labels):
+    def _augmented_terms(
+        self, u, seq, mask, alpha_t, projections, target, extra_logits, wide, labels
+    ):
         cfg = self.config
         sub_ids = aug.sample_substitute_ids(cfg.vocab_size, cfg.effective_num_substitutes)
         sub_emb = self.video(sub_ids)
-        # Relatedness is only used for sampling and hardness: no gradient needed.
-        beta = tf.stop_gradient(
-            self.scorer.relatedness(tf.stop_gradient(seq), tf.stop_gradient(sub_emb))
-        )
+        # (z W1, z W2) once per batch: the substitutes' rows of every augmented sequence.
+        sub_projections = self.scorer.project(sub_emb)
+        # Eq 3 from the same projections. Relatedness is only used for sampling and hardness:
+        # no gradient needed.
+        beta = tf.stop_gradient(relatedness_scores(projections[0], sub_projections[1]))
         t = aug.strategy_hard_weight(cfg.strategy, self.training_progress)
         alpha_t = tf.stop_gradient(alpha_t)
         margins = (cfg.margin_scale, cfg.margin_lower, cfg.margin_upper)
@@ -531,7 +557,14 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
         pos = neg = None
         # One pass over beta serves both signs: positives read draw columns [0, Np), negatives
         # [Np, Np + Nn) (see aug.sample_substitutes).
-        draws = aug.draw_substitutes(beta, t, cfg.num_positives + cfg.num_negatives)
+        # |beta_tk| <= |v_t W1| |z_k W2| (Cauchy-Schwarz): lets the draws skip passes over beta.
+        abs_bound = tf.stop_gradient(
+            tf.reduce_max(tf.norm(projections[0], axis=-1))
+            * tf.reduce_max(tf.norm(sub_projections[1], axis=-1))
+        )
+        draws = aug.draw_substitutes(
+            beta, t, cfg.num_positives + cfg.num_negatives, abs_bound=abs_bound
+        )
         if need_pos:
             pos = aug.augment(
                 seq, mask, alpha_t, substitute_embeddings=sub_emb, draws=draws,
@@ -547,12 +580,21 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
             row_valid = neg.row_valid
         row_w = tf.cast(row_valid, tf.float32)
         self.loss_trackers["augmented_row_fraction"].update_state(tf.reduce_mean(row_w))
+        # Positives and negatives go through the encoder together (one op per step, not two).
+        samples = [
+            (s, n) for s, n in ((pos, cfg.num_positives), (neg, cfg.num_negatives)) if s is not None
+        ]
+        encoded = self._encode_samples(
+            tf.concat([s.index for s, _ in samples], axis=1), seq, mask, projections, sub_emb,
+            sub_projections,
+        )  # fmt: skip
+        parts = iter(tf.split(encoded, [n for _, n in samples], axis=1))
         if pos is not None:
-            u_pos = self._encode_samples(pos.sequences, mask)
+            u_pos = next(parts)
             d_pos = self._distance(u[:, None, :], u_pos)
             self.loss_trackers["hardness_pos"].update_state(pos.hardness, row_w[:, None])
         if neg is not None:
-            u_neg = self._encode_samples(neg.sequences, mask)
+            u_neg = next(parts)
             d_neg = self._distance(u[:, None, :], u_neg)
             self.loss_trackers["hardness_neg"].update_state(neg.hardness, row_w[:, None])
         w = cfg.contrastive_weight

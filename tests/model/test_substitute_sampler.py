@@ -106,3 +106,27 @@ def test_normalisers_and_hardness_match_the_direct_computation(nz):
             alpha_t, beta, rep, sub, mask, positive, log_norm=draws.log_norm(positive)
         )
         np.testing.assert_allclose(cached.numpy(), direct.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+@pytest.mark.parametrize("scale", [3.0, 60.0])  # spans below and above aug.ONE_EXP_SPAN
+def test_block_masses_of_both_signs_match_numpy(scale, bounded):
+    """One exp per item (its reciprocal for the other sign; centred on the row or, with a small
+    bound of |logits|, not shifted) or one per sign: the same block probabilities and normalisers
+    (a block below float32's range has probability 0)."""
+    rng = np.random.default_rng(11)
+    logits = (rng.normal(size=(5, 12)) * scale).astype(np.float32)
+    span = logits.max(-1) - logits.min(-1)
+    assert np.all(span <= aug.ONE_EXP_SPAN) == (scale == 3.0)
+    bound = tf.constant(np.abs(logits).max()) if bounded else None
+    got = aug._log_block_sums_both_signs(tf.constant(logits), 3, bound)
+    for (log_sums, lse), sign in zip(got, (1.0, -1.0), strict=True):
+        signed = sign * logits.astype(np.float64)
+        top = signed.max(-1, keepdims=True)
+        masses = np.exp(signed - top).reshape(5, 4, 3).sum(-1)
+        probs = np.exp(log_sums.numpy() - lse.numpy()[:, None])
+        # float32 log sums of magnitude ~100 carry ~1e-5 relative error into the probabilities.
+        np.testing.assert_allclose(
+            probs, masses / masses.sum(-1, keepdims=True), rtol=1e-4, atol=1e-6
+        )
+        np.testing.assert_allclose(lse.numpy(), np.log(masses.sum(-1)) + top[:, 0], rtol=1e-6)

@@ -10,8 +10,8 @@ tests/bench/test_bench_flops.py checks the CCL4Rec forward formulas against Tens
 profiler count of the traced graph, so they cannot drift from the code silently.
 
 Notation: B batch, N history length, d embedding size, u units (W1..W4 width, = d by default),
-Nz substitutes, Np / Nn augmented positives / negatives, Nr replaced items per augmented sample,
-(m1, m2, ...) the CTR MLP's hidden sizes, F content-feature width.
+Nz substitutes, Np / Nn augmented positives / negatives, (m1, m2, ...) the CTR MLP's hidden
+sizes, F content-feature width.
 """
 
 from __future__ import annotations
@@ -30,25 +30,25 @@ def mlp(inputs: int, hidden, outputs: int = 1) -> int:
     return sum(matmul(1, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=False))
 
 
-def ccl4rec_encoder(n: int, d: int, u: int) -> int:
-    """One sequence through Eq 1-2 and Eq 6-7 (per row).
+def ccl4rec_pooling(n: int, d: int, u: int) -> int:
+    """Eq 1 and Eq 6-7 of one sequence whose projections v W1, v W2 are given (per row).
 
-    W1, W2 (Eq 1) and W3 (Eq 6) projections: 3 · 2·N·d·u; alpha_ij = (v W1)(v W2)^T (Eq 1):
-    2·N·u·N; Eq 6's softmax-weighted sum of the projected items: 2·N·N·u. Eq 2's row sums and
-    Eq 7's weighted sum are elementwise.
+    alpha_ij = (v W1)(v W2)^T (Eq 1): 2·N·u·N; the item weights c = w A (layers/encoder.py,
+    `item_weights`): 2·N·N; the pooled items c v: 2·N·d; u = (c v) W3: 2·d·u. Eq 2's row sums and
+    the softmaxes are elementwise.
     """
-    return 3 * matmul(n, d, u) + matmul(n, u, n) + matmul(n, n, u)
+    return matmul(n, u, n) + matmul(1, n, n) + matmul(1, n, d) + matmul(1, d, u)
+
+
+def ccl4rec_encoder(n: int, d: int, u: int) -> int:
+    """One sequence through Eq 1-2 and Eq 6-7 (per row): the W1 and W2 projections (2 · 2·N·d·u)
+    and `ccl4rec_pooling`."""
+    return 2 * matmul(n, d, u) + ccl4rec_pooling(n, d, u)
 
 
 def ccl4rec_ctr(d: int, u: int, mlp_units) -> int:
     """Eq 13 for one (user, item) pair: v W4 (2·d·u) and the MLP on [u, vW4, u*vW4] (3u wide)."""
     return matmul(1, d, u) + mlp(3 * u, mlp_units)
-
-
-def max_replaced(n: int, filter_fraction: float, replace_fraction: float) -> int:
-    """Nr, as augmentation.max_replaced computes it for a history of n positions."""
-    cand = max(1, int(n * filter_fraction))
-    return max(1, int(cand * replace_fraction))
 
 
 @dataclasses.dataclass
@@ -107,15 +107,12 @@ def ccl4rec(config, batch_size: int, training: bool = True) -> FlopCount:
     need_pos = config.use_ccl or config.use_ccl_pos or config.use_ce_pos
     need_neg = config.use_ccl or config.use_ccl_neg or config.use_ce_neg
     samples = config.num_positives * need_pos + config.num_negatives * need_neg
-    # Eq 3 under stop_gradient: v W1 again per row, z W2 once per batch, then [N, u] @ [u, Nz].
-    terms["relatedness (Eq 3, no gradient)"] = (
-        b * (matmul(n, d, u) + matmul(n, u, nz)) + matmul(nz, d, u),
-        False,
-    )
-    nr = max_replaced(n, config.filter_fraction, config.replace_fraction)
-    # apply_replacement: one-hot [Nr, N]^T @ substitutes [Nr, d] per augmented sample.
-    terms["replacement (one-hot einsum)"] = (b * samples * matmul(n, nr, d), True)
-    terms["encode_augmented (Np + Nn sequences)"] = (b * samples * ccl4rec_encoder(n, d, u), True)
+    # z W1 and z W2 once per batch: the substitutes' rows of the augmented sequences (their kept
+    # items reuse the original's v W1, v W2) and the right side of Eq 3.
+    terms["substitute_projections (W1, W2)"] = (2 * matmul(nz, d, u), True)
+    # Eq 3 under stop_gradient from those projections: [N, u] @ [u, Nz] per row.
+    terms["relatedness (Eq 3, no gradient)"] = (b * matmul(n, u, nz), False)
+    terms["encode_augmented (Np + Nn sequences)"] = (b * samples * ccl4rec_pooling(n, d, u), True)
     scored = config.num_positives * config.use_ce_pos + config.num_negatives * config.use_ce_neg
     if scored:
         terms["ctr_augmented (L_ce+, L_ce-)"] = (b * scored * ctr, True)

@@ -100,19 +100,26 @@ def synthetic_batches(config, batch_size: int, count: int = 4, seed: int = 0) ->
     from tf_ccl4rec import features as F
 
     rng = np.random.default_rng(seed)
+    history = (batch_size, config.max_history)
     out = []
     for i in range(count):
         users = np.arange(batch_size) // ROWS_PER_USER + i * batch_size
-        out.append(
-            {
-                F.MODEL_CLICK_HISTORY: rng.integers(
-                    1, config.vocab_size + 1, (batch_size, config.max_history), dtype=np.int64
-                ),
-                F.MODEL_TARGET: rng.integers(1, config.vocab_size + 1, batch_size, dtype=np.int64),
-                F.MODEL_LABEL: rng.integers(0, 2, batch_size).astype(np.float32),
-                F.MODEL_USER: users.astype(np.int64),
-            }
-        )
+        batch = {
+            F.MODEL_CLICK_HISTORY: rng.integers(1, config.vocab_size + 1, history, dtype=np.int64),
+            F.MODEL_TARGET: rng.integers(1, config.vocab_size + 1, batch_size, dtype=np.int64),
+            F.MODEL_LABEL: rng.integers(0, 2, batch_size).astype(np.float32),
+            F.MODEL_USER: users.astype(np.int64),
+        }
+        # The inputs only some configs read (the demo's wide logit), drawn after the others so
+        # that the batches of the paper setting stay the same.
+        if config.reads_nonclick_history:
+            batch[F.MODEL_NONCLICK_HISTORY] = rng.integers(
+                1, config.vocab_size + 1, history, dtype=np.int64
+            )
+        if config.history_statistics:
+            for name in (F.MODEL_CLICK_COUNT, F.MODEL_NONCLICK_COUNT, F.MODEL_RECENT_CLICK_COUNT):
+                batch[name] = rng.integers(0, 2 * config.max_history, batch_size).astype(np.float32)
+        out.append(batch)
     return out
 
 
@@ -202,7 +209,12 @@ def run_infer(setting: str, model: str, steps: int, warmup: int, batch_size: int
 
     keras_model, config, model_type = build(setting, model)
     batch = synthetic_batches(config, batch_size, count=1)[0]
-    inputs = {k: tf.constant(batch[k]) for k in (F.MODEL_CLICK_HISTORY, F.MODEL_TARGET)}
+    names = (F.MODEL_CLICK_HISTORY, F.MODEL_TARGET)
+    if model_type == "ccl4rec":
+        from tf_ccl4rec.model import feature_specs
+
+        names = tuple(feature_specs(config))
+    inputs = {k: tf.constant(batch[k]) for k in names}
     predict = tf.function(lambda x: keras_model(x, training=False))
     for _ in range(max(1, warmup)):
         predict(inputs).numpy()

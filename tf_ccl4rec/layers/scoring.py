@@ -47,6 +47,34 @@ def masked_log_softmax(logits: tf.Tensor, mask: tf.Tensor, axis: int = -1) -> tf
     return tf.nn.log_softmax(logits, axis=axis)
 
 
+def pairwise_scores(left: tf.Tensor, right: tf.Tensor) -> tf.Tensor:
+    """Eq 1 on projections: [..., N, u] (v W1) and [..., N, u] (v W2) -> [..., N, N]."""
+    return tf.matmul(left, right, transpose_b=True)
+
+
+def importance(alpha_ij: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """alpha_t = sum over real j of alpha_tj (Eq 2).
+
+    Args:
+      alpha_ij: [..., N, N] from `pairwise_scores`.
+      mask: [..., N] bool, True for real items.
+
+    Returns:
+      [..., N] importance; 0 on padded positions.
+    """
+    m = tf.cast(mask, alpha_ij.dtype)
+    return tf.reduce_sum(alpha_ij * m[..., None, :], axis=-1) * m
+
+
+def relatedness_scores(left: tf.Tensor, right: tf.Tensor) -> tf.Tensor:
+    """Eq 3 on projections: [B, N, u] (v W1) and [Nz, u] (z W2) -> [B, N, Nz]."""
+    # One 2-D matmul: TF runs this einsum as a slower batched matmul (~2x on CPU, measured).
+    shape = tf.shape(left)
+    flat = tf.matmul(tf.reshape(left, [-1, shape[-1]]), right, transpose_b=True)
+    num = right.shape[0] if right.shape[0] is not None else tf.shape(flat)[1]
+    return tf.reshape(flat, [shape[0], shape[1], num])  # keeps a static Nz for sampling
+
+
 class BehaviorScorer(tf.keras.layers.Layer):
     """Bilinear relevance scores shared by importance (Eq 1-2) and relatedness (Eq 3).
 
@@ -75,6 +103,14 @@ class BehaviorScorer(tf.keras.layers.Layer):
     def w2(self) -> tf.Variable:
         return self._w2.kernel
 
+    def project(self, seq: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(x W1, x W2): both sides of f for every item of `seq` [..., d].
+
+        Computed once per sequence: Eq 1 of the sequence, Eq 3 (its left side) and the augmented
+        copies of the sequence (their kept items) all read these.
+        """
+        return self._w1(seq), self._w2(seq)
+
     def pairwise(self, seq: tf.Tensor) -> tf.Tensor:
         """alpha_ij = (v_i W1) . (v_j W2) (Eq 1).
 
@@ -84,20 +120,11 @@ class BehaviorScorer(tf.keras.layers.Layer):
         Returns:
           [B, N, N] relevance of item i (row) to item j (column); padding is not masked here.
         """
-        return tf.matmul(self._w1(seq), self._w2(seq), transpose_b=True)
+        return pairwise_scores(*self.project(seq))
 
     def importance(self, alpha_ij: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-        """alpha_t = sum over real j of alpha_tj (Eq 2).
-
-        Args:
-          alpha_ij: [B, N, N] from `pairwise`.
-          mask: [B, N] bool, True for real items.
-
-        Returns:
-          [B, N] importance; 0 on padded positions.
-        """
-        m = tf.cast(mask, alpha_ij.dtype)
-        return tf.reduce_sum(alpha_ij * m[:, None, :], axis=-1) * m
+        """alpha_t (Eq 2), see `importance`."""
+        return importance(alpha_ij, mask)
 
     def relatedness(self, seq: tf.Tensor, substitutes: tf.Tensor) -> tf.Tensor:
         """beta_tk = (v_t W1) . (z_k W2) (Eq 3).
@@ -109,17 +136,19 @@ class BehaviorScorer(tf.keras.layers.Layer):
         Returns:
           [B, N, Nz] relatedness of substitute k to behavior t.
         """
-        # One 2-D matmul: TF runs this einsum as a slower batched matmul (~2x on CPU, measured).
-        left = self._w1(seq)
-        shape = tf.shape(left)
-        flat = tf.matmul(tf.reshape(left, [-1, shape[-1]]), self._w2(substitutes), transpose_b=True)
-        num = substitutes.shape[0] if substitutes.shape[0] is not None else tf.shape(flat)[1]
-        return tf.reshape(flat, [shape[0], shape[1], num])  # keeps a static Nz for sampling
+        return relatedness_scores(self._w1(seq), self._w2(substitutes))
 
-    def call(self, seq: tf.Tensor, mask: tf.Tensor):
-        """Returns (alpha_ij [B,N,N], alpha_t [B,N]) for `seq` [B,N,d] and `mask` [B,N]."""
-        alpha_ij = self.pairwise(seq)
-        return alpha_ij, self.importance(alpha_ij, mask)
+    def scores(self, left: tf.Tensor, right: tf.Tensor, mask: tf.Tensor):
+        """(alpha_ij, alpha_t) (Eq 1-2) from the projections `project` returns."""
+        alpha_ij = pairwise_scores(left, right)
+        return alpha_ij, importance(alpha_ij, mask)
+
+    def call(self, seq: tf.Tensor, mask: tf.Tensor, with_projections: bool = False):
+        """Returns (alpha_ij [B,N,N], alpha_t [B,N]) for `seq` [B,N,d] and `mask` [B,N], and
+        with `with_projections` also `project(seq)`."""
+        projections = self.project(seq)
+        alpha_ij, alpha_t = self.scores(*projections, mask)
+        return (alpha_ij, alpha_t, projections) if with_projections else (alpha_ij, alpha_t)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
