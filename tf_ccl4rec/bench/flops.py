@@ -41,9 +41,13 @@ def ccl4rec_pooling(n: int, d: int, u: int) -> int:
 
 
 def ccl4rec_encoder(n: int, d: int, u: int) -> int:
-    """One sequence through Eq 1-2 and Eq 6-7 (per row): the W1 and W2 projections (2 · 2·N·d·u)
-    and `ccl4rec_pooling`."""
-    return 2 * matmul(n, d, u) + ccl4rec_pooling(n, d, u)
+    """The original sequence through Eq 1-2 and Eq 6-7 as written (per row; layers/encoder.py).
+
+    W1, W2 (Eq 1) and W3 (Eq 6) projections: 3 · 2·N·d·u; alpha_ij = (v W1)(v W2)^T (Eq 1):
+    2·N·u·N; Eq 6's softmax-weighted sum of the projected items: 2·N·N·u. Eq 2's row sums and
+    Eq 7's weighted sum are elementwise.
+    """
+    return 3 * matmul(n, d, u) + matmul(n, u, n) + matmul(n, n, u)
 
 
 def ccl4rec_ctr(d: int, u: int, mlp_units) -> int:
