@@ -107,6 +107,9 @@ def tiny(tmp_path_factory):
     return data, str(root / "out")
 
 
+# --max-history 10 (the CLI's default is the demo's 50): the users here have at most 30
+# exposures, and every eager step's tensors scale with the window; the checks are on what the
+# subcommands write, not on the scores. Measured: the ablation study 86 s -> 45 s.
 def _args(study, data, out, *extra):
     return [
         "experiment",
@@ -118,6 +121,8 @@ def _args(study, data, out, *extra):
         "--quick",
         "--max-epochs",
         "2",
+        "--max-history",
+        "10",
         *extra,
     ]
 
