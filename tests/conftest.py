@@ -29,7 +29,9 @@ SHARED = {
 # first worker with <= 2 tests pending): greedy longest-first keeps the two workers' totals
 # close, and no long unit starts last. Unlisted units follow in collection order. Re-measure with
 # `--durations` (or per-test wall times) after changing a long test, and update the figures.
-# Measured 2026-12-02 on 2 workers, load average ~3 (another job shared the machine).
+# Measured 2026-12-02 on 2 workers, load average ~3 (another job shared the machine), before
+# the --tune e2e joined the shared run (tiny_pipeline: 287 s + its 101 s alone then; 369 s in
+# the next run, at load ~4.5, with the tune module's run on the shared root taking 44 s).
 UNIT_SECONDS = {
     "tiny_pipeline": 389,
     "tests/experiments/test_experiments_smoke.py": 267,
