@@ -3,9 +3,10 @@
 - `tiny_data`: the 40-user synthetic log of the pipeline tests.
 - `run_tiny_pipeline`: one full pipeline run on it, a cached rerun and a rerun with an impossible
   AUC floor, with a report after the first and the last. tests/pipeline/test_pipeline_e2e.py and
-  tests/report/test_report.py assert on it (they used to run it once each); under xdist they are
-  one scheduling unit (tests/conftest.py), so one worker builds it. Tests that run more on its
-  root do so after these three runs.
+  tests/report/test_report.py assert on it (they used to run it once each), and
+  tests/pipeline/test_pipeline_tune_e2e.py runs `--tune` on its root (it used to run the whole
+  pipeline on the same log); under xdist they are one scheduling unit (tests/conftest.py), so one
+  worker builds it. Tests that run more on its root do so after these three runs.
 - `serving_transform`: the Transform output `build_serving_model` analyzes by default, shared by
   the export, serving and baseline tests. Under xdist the first worker to need it builds it in
   the run's shared temp directory under a file lock; the other reads it.

@@ -1,29 +1,43 @@
 """`--tune` end to end on tiny generated data: the Tuner runs 2 trials, writes its best
-hyperparameters, the main Trainer consumes them, and every component gets its progress lines."""
+hyperparameters, the main Trainer consumes them, and every component gets its progress lines.
+
+The run goes on the root of the session's shared `tiny_pipeline` (tests/shared_artifacts.py),
+after its three runs: the data components and Transform come from its cache (they used to run
+again here on the same 40-user log); the Tuner, the Trainer, the count and the Evaluators run.
+Under xdist this module is in the shared run's scheduling unit (SHARED in tests/conftest.py).
+"""
 
 import json
 import os
 import re
 
 import pytest
+from shared_artifacts import tiny_config
 
 from pipeline import local_runner
-from pipeline.configs import PipelineConfig
 from tf_ccl4rec import mlmd
 from tf_ccl4rec.tuning import SEARCH_SPACE
 
 pytestmark = pytest.mark.slow
 
 
-def test_tune_runs_the_tuner_and_the_trainer_takes_its_best_hyperparameters(tiny_data, tmp_path):
-    data = tiny_data  # the 40-user log of the e2e tests (tests/shared_artifacts.py)
-    config = PipelineConfig(
-        data_root=data, pipeline_root=str(tmp_path / "root"), max_history=20, train_steps=60,
-        max_epochs=2, model={"mlp_units": [16], "num_substitutes": 100}, auc_floor=0.0,
-        min_gain_over_count=-1.0, tune=True, tune_trials=2,
+def test_tune_runs_the_tuner_and_the_trainer_takes_its_best_hyperparameters(tiny_pipeline):
+    shared = tiny_pipeline.config
+    # The shared run's settings (max_history 20, 60 steps, 2 epochs, AUC floor 0, no gain over
+    # the count required) with this test's model and --tune. The root already has a blessed
+    # model: max_auc_drop=1 lets the tuned one be pushed whatever its AUC against it (on the
+    # fresh root this test used before, that comparison had no baseline to fail).
+    config = tiny_config(
+        shared.data_root, shared.pipeline_root, model={"mlp_units": [16], "num_substitutes": 100},
+        tune=True, tune_trials=2, max_auc_drop=1.0,
     )  # fmt: skip
     lines = []
     summary = local_runner.run(config, echo=lambda *a, **k: lines.append(a[0]))
+    # Same data and Transform settings as the shared run: those come from its cache. (The count
+    # trains again: its custom_config carries the Trainer's settings, this test's model dict too.)
+    for name in ("CCL4RecExampleGen", "StatisticsGen", "Transform"):
+        assert summary.timings[name][1], f"{name} was not cached"
+    assert not summary.timings["Tuner"][1] and not summary.timings["Trainer"][1]
     assert summary.pushed
     # One start and one end line per component, the Tuner included, numbered out of 14.
     assert "Tuner" in summary.timings and "Trainer" in summary.timings
