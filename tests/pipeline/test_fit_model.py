@@ -81,3 +81,18 @@ def test_no_refit_exports_the_early_stopped_model():
     fit, _, _ = _fit("ccl4rec", refit=False)
     assert fit.refit_epochs == 0
     assert int(fit.model.optimizer.iterations.numpy()) == 12 * fit.epochs
+
+
+def test_epoch_lines_time_each_epoch_and_the_total(monkeypatch, capsys):
+    """The first epoch includes tracing: the lines give each epoch's seconds and the total."""
+    from tf_ccl4rec import trainer
+
+    clock = iter([100.0, 100.0, 125.0, 125.0, 131.0])  # start; epoch 1 25 s; epoch 2 6 s
+    monkeypatch.setattr(trainer.time, "time", lambda: next(clock))
+    lines = trainer.RefitLines(2)
+    for epoch in range(2):
+        lines.on_epoch_begin(epoch)
+        lines.on_epoch_end(epoch, {"loss": 1.0, "auc": 0.5})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("trainer: refit epoch 1/2 (25 s, 25 s in all): loss 1.0000")
+    assert out[1].startswith("trainer: refit epoch 2/2 (6 s, 31 s in all): loss 1.0000")
