@@ -88,7 +88,7 @@ def main(argv=None) -> int:
         )
         report("MatMul + top_k, bfloat16 index", timed(fn, args.repeats))
 
-    leaves = max(2, round(math.sqrt(args.videos)))
+    leaves = export.scann_tree_leaves(args.videos)  # the export's tree; raw shares, no floor
     for fraction in (float(x) for x in args.leaves_searched.split(",")):
         for reorder in (int(x) for x in args.reorder.split(",")):
             search = max(1, math.ceil(leaves * fraction))

@@ -34,16 +34,20 @@ RECOMMEND_CHUNK = 4096
 SCANN_POINTS_SEARCHED_PER_FETCHED = 4
 
 
+def scann_tree_leaves(num_videos: int) -> int:
+    """About sqrt(num_videos) leaves, ScaNN's rule of thumb; at least 2 (one returns nothing)."""
+    return min(max(2, round(math.sqrt(num_videos))), num_videos)
+
+
 def scann_leaves(num_videos: int, k: int, leaves_searched: float) -> tuple:
     """(tree leaves, leaves searched per query) of the ScaNN index over `num_videos` vectors.
 
-    About sqrt(num_videos) leaves (ScaNN's rule of thumb; at least 2: one leaf returns nothing).
-    Searched: the share `leaves_searched` of them, but never fewer than hold
-    `SCANN_POINTS_SEARCHED_PER_FETCHED * k` points at the mean leaf size — on small catalogues the
-    share alone searches too few. E.g. 1,562 videos, k 81: 40 leaves, max(2, 9) = 9 searched;
-    1.7 M videos, k 1,050: 1,304 leaves, max(66, 4) = 66 searched.
+    `scann_tree_leaves` leaves. Searched: the share `leaves_searched` of them, but never fewer
+    than hold `SCANN_POINTS_SEARCHED_PER_FETCHED * k` points at the mean leaf size — on small
+    catalogues the share alone searches too few. E.g. 1,562 videos, k 81: 40 leaves,
+    max(2, 9) = 9 searched; 1.7 M videos, k 1,050: 1,304 leaves, max(66, 4) = 66 searched.
     """
-    leaves = min(max(2, round(math.sqrt(num_videos))), num_videos)
+    leaves = scann_tree_leaves(num_videos)
     by_share = math.ceil(leaves * leaves_searched)
     by_fetch = math.ceil(SCANN_POINTS_SEARCHED_PER_FETCHED * k * leaves / num_videos)
     return leaves, min(leaves, max(1, by_share, by_fetch))

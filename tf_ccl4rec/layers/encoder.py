@@ -7,6 +7,18 @@ import tensorflow as tf
 from tf_ccl4rec.layers.scoring import masked_softmax
 
 
+def scale_scores(alpha_ij, alpha_t, mask, item_size):
+    """(alpha_ij / sqrt(d), alpha_t / (sqrt(d) · n_real)): `SequenceEncoder`'s scaled scores.
+
+    Not in the paper: alpha_ij grows with d and alpha_t with d * N, which saturates both
+    softmaxes (u collapses onto one item); the division keeps them soft. The hardness (Eq 4-5)
+    still uses raw scores.
+    """
+    d = tf.cast(item_size, alpha_ij.dtype)
+    real = tf.reduce_sum(tf.cast(mask, alpha_ij.dtype), axis=-1, keepdims=True)
+    return alpha_ij / tf.sqrt(d), alpha_t / (tf.sqrt(d) * tf.maximum(real, 1.0))
+
+
 def item_weights(alpha_ij, alpha_t, mask, scaled_by=None) -> tf.Tensor:
     """The weight of every item in u, c_i = Σ_t softmax_t(alpha_t) · softmax_i(alpha_ti) (Eq 6-7).
 
@@ -25,13 +37,7 @@ def item_weights(alpha_ij, alpha_t, mask, scaled_by=None) -> tf.Tensor:
       [..., N] weights: 0 on padding, summing to 1 over the real items (all 0 without any).
     """
     if scaled_by is not None:
-        # Not in the paper: alpha_ij grows with d and alpha_t with d * N, which saturates
-        # both softmaxes (u collapses onto one item); dividing by sqrt(d) and by
-        # sqrt(d) * n_real keeps them soft. The hardness (Eq 4-5) still uses raw scores.
-        d = tf.cast(scaled_by, alpha_ij.dtype)
-        real = tf.reduce_sum(tf.cast(mask, alpha_ij.dtype), axis=-1, keepdims=True)
-        alpha_ij = alpha_ij / tf.sqrt(d)
-        alpha_t = alpha_t / (tf.sqrt(d) * tf.maximum(real, 1.0))
+        alpha_ij, alpha_t = scale_scores(alpha_ij, alpha_t, mask, scaled_by)
     row_weights = masked_softmax(alpha_ij, mask[..., None, :], axis=-1)  # Eq 6: over i, per t
     weights = masked_softmax(alpha_t, mask, axis=-1)  # Eq 7
     return tf.matmul(weights[..., None, :], row_weights)[..., 0, :]
@@ -61,10 +67,6 @@ class SequenceEncoder(tf.keras.layers.Layer):
     def w3(self) -> tf.Variable:
         return self._w3.kernel
 
-    def item_weights(self, alpha_ij, alpha_t, mask, item_size) -> tf.Tensor:
-        """`item_weights` with this encoder's score scaling; `item_size` is d."""
-        return item_weights(alpha_ij, alpha_t, mask, item_size if self.scaled_scores else None)
-
     def output_from_pooled(self, pooled: tf.Tensor) -> tf.Tensor:
         """u = (Σ_i c_i v_i) W3 from the pooled items [..., d] (Eq 6-7)."""
         return self._w3(pooled)
@@ -88,10 +90,7 @@ class SequenceEncoder(tf.keras.layers.Layer):
         # form saves ~0.6 GFLOP of ~22 per paper-setting training step here; not worth that.
         projected = self._w3(seq)  # [B, N, units]
         if self.scaled_scores:
-            d = tf.cast(tf.shape(seq)[-1], alpha_ij.dtype)
-            real = tf.reduce_sum(tf.cast(mask, alpha_ij.dtype), axis=-1, keepdims=True)
-            alpha_ij = alpha_ij / tf.sqrt(d)
-            alpha_t = alpha_t / (tf.sqrt(d) * tf.maximum(real, 1.0))
+            alpha_ij, alpha_t = scale_scores(alpha_ij, alpha_t, mask, tf.shape(seq)[-1])
         row_weights = masked_softmax(alpha_ij, mask[:, None, :], axis=-1)  # over i, per t
         v_hat = tf.matmul(row_weights, projected)  # Eq 6: [B, N, units]
         weights = masked_softmax(alpha_t, mask, axis=-1)  # Eq 7
