@@ -130,6 +130,20 @@ def test_portable_flags():
         beam_runner.pipeline_args("direct", job_endpoint="localhost:8099")
 
 
+def test_direct_flags_name_our_setup_file_so_tfx_builds_no_sdist(monkeypatch):
+    from tfx.utils import dependency_utils
+
+    args = beam_runner.pipeline_args("direct")
+    setup_file = os.path.join(os.path.dirname(os.path.dirname(beam_runner.__file__)), "setup.py")
+    assert args == ["--runner=DirectRunner", "--direct_running_mode=in_memory",
+                    "--direct_num_workers=1", f"--setup_file={setup_file}"]  # fmt: skip
+    # TFX keeps flags that already name a dependency; without one it builds an sdist of itself.
+    assert dependency_utils.make_beam_dependency_flags(args) == args
+    # Installed without the source tree (no setup.py): no flag, TFX does what it always did.
+    monkeypatch.setattr(beam_runner, "project_setup_file", lambda: None)
+    assert not any(a.startswith("--setup_file") for a in beam_runner.pipeline_args("direct"))
+
+
 def test_pipeline_config_takes_the_portable_runner(tmp_path):
     import argparse
 

@@ -57,6 +57,10 @@ def test_indices_follow_the_vocabulary_with_padding_and_oov():
     rows, vocab, _ = _run(cfg)
     # Frequencies over targets + histories: a=5, b=3, c=3, rare=1 -> "rare" is below the threshold.
     assert sorted(vocab) == ["a", "b", "c"]
+    # Most frequent first, ties by token descending (TFT's order): indices depend on it. The
+    # vocabulary counts per-batch unique tokens with weight 1 (one Beam element per distinct
+    # token and batch, not per token) and must order exactly like a plain count.
+    assert vocab == ["a", "c", "b"]
     index = {v: i + 1 for i, v in enumerate(vocab)}  # +1: PAD_ID = 0
     oov = len(vocab) + 1
     assert [r[F.MODEL_TARGET] for r in rows] == [index["a"], index["a"], index["b"]]
