@@ -19,13 +19,17 @@ def test_bench_speed_tiny(mode, tmp_path, capsys):
     out = tmp_path / f"{mode}.json"
     code = cli.main(
         ["bench", mode, "--settings", "tiny", "--models", "ccl4rec,atrank", "--steps", "3",
-         "--warmup", "1", "--batch-size", "8", "--peak-size", "512", "--out", str(out),
+         "--warmup", "1", "--batch-size", "8", "--peak-size", "512", "--peak-samples", "2",
+         "--out", str(out),
          "--markdown", str(tmp_path / "table.md")]
     )  # fmt: skip
     assert code == 0
     text = capsys.readouterr().out
     result = json.loads(out.read_text())
     _positive(result["matmul_peak"]["gflops"], "peak")
+    samples = result["matmul_peak"]["samples"]  # --peak-samples 2: before and after the models
+    assert len(samples) == 2
+    assert result["matmul_peak"]["gflops"] == max(p["gflops"] for p in samples)
     cells = result["results"]["tiny"]
     assert set(cells) == {"ccl4rec", "atrank"}
     keys = ["ms_per_step", "impressions_per_s", "gflop_per_step"] if mode == "train" else [
