@@ -58,7 +58,6 @@ def create_components(config: PipelineConfig) -> list:
         disable_statistics=True,
         # No run reads the analyzer cache back (no `analyzer_cache` input): don't write it.
         disable_analyzer_cache=True,
-        force_tf_compat_v1=True,
     )
     transform.add_upstream_node(anomaly_gate)
 
