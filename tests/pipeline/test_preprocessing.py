@@ -1,5 +1,6 @@
 """Transform's preprocessing_fn on a tiny in-memory dataset (TFT's Beam implementation)."""
 
+import logging
 import tempfile
 
 import numpy as np
@@ -120,6 +121,23 @@ def test_without_count_features_the_history_lengths_stand_in_and_timestamp_passe
     # No recent count: the window's share at the lifetime rate, min(10, c + n) * c / (c + n):
     # row 0: 3 of 3 -> 3; row 1: 0 clicks -> 0; row 2: 4 clicks, 1 non-click -> 5 * 4 / 5 = 4.
     np.testing.assert_allclose([r[F.MODEL_RECENT_CLICK_COUNT] for r in out], [3.0, 0.0, 4.0])
+
+
+def test_threshold_one_keeps_every_video_and_tft_does_not_warn():
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        _, vocab, _ = _run(CFG)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert sorted(vocab) == ["a", "b", "c", "rare"]  # "rare" once: kept at threshold 1
+    assert not [r for r in records if "frequency_threshold" in r.getMessage()]
 
 
 def test_unknown_setting_is_an_error():
