@@ -10,6 +10,7 @@ the first checkout are printed with the load average. Use a quiet machine.
 """
 
 import argparse
+import collections
 import os
 import re
 import shutil
@@ -30,9 +31,9 @@ def run_once(code_dir: str, data: str, root: str, model: str) -> dict:
            "--root", root, "--model", model]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)  # fmt: skip
-    seconds, tail = {}, []
+    seconds, tail = {}, collections.deque(maxlen=20)  # the last lines, for the error
     for line in proc.stdout:
-        tail = (tail + [line])[-20:]
+        tail.append(line)
         match = DONE.search(line)
         if match and match.group(1) in STAGES:
             seconds[match.group(1)] = float(match.group(2))

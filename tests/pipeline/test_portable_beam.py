@@ -134,7 +134,8 @@ def test_direct_flags_name_our_setup_file_so_tfx_builds_no_sdist(monkeypatch):
     from tfx.utils import dependency_utils
 
     args = beam_runner.pipeline_args("direct")
-    setup_file = os.path.join(os.path.dirname(os.path.dirname(beam_runner.__file__)), "setup.py")
+    # This checkout's setup.py, found from the test's own location.
+    setup_file = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "setup.py"))
     assert args == ["--runner=DirectRunner", "--direct_running_mode=in_memory",
                     "--direct_num_workers=1", f"--setup_file={setup_file}"]  # fmt: skip
     # TFX keeps flags that already name a dependency; without one it builds an sdist of itself.
