@@ -212,6 +212,7 @@ class ReplicaScaledTrainStep:
     (kernel L2) whole on every replica, so with R replicas their gradient counted R times. This is
     TFRS's train_step with them divided by R, as Keras' own compiled losses do."""
 
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, inputs):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:

@@ -207,10 +207,13 @@ class ServingModule(tf.Module):
         ]
         self.recommend_exhaustive = tf.function(
             self._recommend_exhaustive,
+            autograph=False,
             input_signature=history + [tf.TensorSpec([], tf.int32, name=sig.K)],
         )
         self.retrieve = tf.function(
-            self._retrieve, input_signature=history + [tf.TensorSpec([], tf.int32, name="n")]
+            self._retrieve,
+            input_signature=history + [tf.TensorSpec([], tf.int32, name="n")],
+            autograph=False,
         )
 
     # --- raw -> transformed ----------------------------------------------------------------------
@@ -270,7 +273,9 @@ class ServingModule(tf.Module):
         return tf.reshape(index, tf.shape(ids))
 
     # --- signatures -------------------------------------------------------------------------------
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=sig.EXAMPLES)])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name=sig.EXAMPLES)], autograph=False
+    )
     def serve_examples(self, inputs):
         parsed = tf.io.parse_example(inputs, self._raw_spec)
         transformed = self.tft_layer(parsed)
@@ -283,7 +288,8 @@ class ServingModule(tf.Module):
             tf.TensorSpec([None, None], tf.string, name=sig.CLICK_HISTORY),
             tf.TensorSpec([None, None], tf.string, name=sig.NONCLICK_HISTORY),
             tf.TensorSpec([None, None], tf.string, name=sig.CANDIDATES),
-        ]
+        ],
+        autograph=False,
     )
     def predict(self, click_history, nonclick_history, candidates):
         history = self._history_features(click_history, nonclick_history)
@@ -407,7 +413,8 @@ class ServingModule(tf.Module):
             tf.TensorSpec([None, None], tf.string, name=sig.CLICK_HISTORY),
             tf.TensorSpec([None, None], tf.string, name=sig.NONCLICK_HISTORY),
             tf.TensorSpec([], tf.int32, name=sig.K),
-        ]
+        ],
+        autograph=False,
     )
     def recommend(self, click_history, nonclick_history, k):
         if self.retrieval_candidates:
@@ -418,7 +425,8 @@ class ServingModule(tf.Module):
         input_signature=[
             tf.TensorSpec([None, None], tf.string, name=sig.CLICK_HISTORY),
             tf.TensorSpec([None, None], tf.string, name=sig.NONCLICK_HISTORY),
-        ]
+        ],
+        autograph=False,
     )
     def user_embedding(self, click_history, nonclick_history):
         history = self._history_features(click_history, nonclick_history)
@@ -449,6 +457,18 @@ def _optimizer_left_out(model):
         model.optimizer = optimizer
 
 
+@contextlib.contextmanager
+def _no_keras_traces():
+    """Leaves the Keras layers' own traced call functions out of the SavedModel, as Keras's
+    save(save_traces=False) does: the signatures are what serving, TFMA and our clients call, and
+    tracing every layer again cost most of an export (tiny model: 9.3 -> 2.3 s, 716 -> 508 KB).
+    tf.saved_model.save has no public switch for it; this is the scope Keras's save sets."""
+    from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_utils
+
+    with keras_saved_model_utils.keras_option_scope(save_traces=False):
+        yield
+
+
 def export_serving_model(
     model, tft_output, export_dir: str, retrieval_candidates=None, retrieval_index=None
 ) -> str:
@@ -466,7 +486,7 @@ def export_serving_model(
     parent = os.path.dirname(os.path.abspath(export_dir)) or "."
     tf.io.gfile.makedirs(parent)
     tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=parent)
-    with _optimizer_left_out(model):
+    with _optimizer_left_out(model), _no_keras_traces():
         tf.saved_model.save(module, tmp, signatures=module.signatures())
     if tf.io.gfile.exists(export_dir):
         tf.io.gfile.rmtree(export_dir)

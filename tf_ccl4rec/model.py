@@ -37,8 +37,13 @@ from tf_ccl4rec.layers.wide import (
 # their [B, S, N, N] scores (Eq 2, the masked softmaxes of Eq 6-7) that TF runs op by op, forward
 # and backward (~50 -> ~23 ms at paper settings). Inference keeps plain TF ops, so exported
 # models need no XLA at serving time.
-_compiled_importance = tf.function(importance, jit_compile=True)
-_compiled_item_weights = tf.function(item_weights, jit_compile=True)
+_compiled_importance = tf.function(importance, jit_compile=True, autograph=False)
+_compiled_item_weights = tf.function(item_weights, jit_compile=True, autograph=False)
+
+# Keras' entry points here (call, compute_loss, train_step) are traced without AutoGraph
+# (`do_not_convert`): they branch only on Python values, and AutoGraph's source conversion of this
+# code was most of a train step's trace time (tiny model: ~21 -> ~5 s). tests/model/test_tracing.py
+# checks that tracing converts none of our functions.
 
 
 def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, tf.TensorSpec]:
@@ -212,6 +217,7 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
     def config(self) -> CCL4RecConfig:
         return self._ccl_config
 
+    @tf.autograph.experimental.do_not_convert
     def call(self, features, training=False):
         """Click probability ŷ [B] of the target video (no augmentation).
 
@@ -329,6 +335,7 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
         logits = self._combine(tf.stack(logits, axis=-1), wide)  # [B, C, S or 1]
         return tf.reduce_mean(tf.sigmoid(logits), axis=-1)
 
+    @tf.autograph.experimental.do_not_convert
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         """Eq 16: the sum of the enabled terms (augmented terms only when training).
 
@@ -433,7 +440,9 @@ class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
 
     def _statistics_of_rows(self, rows) -> np.ndarray:
         """The wide statistics of every row of `rows` (batches of model inputs), [R, k]."""
-        compute = tf.function(lambda b: self.wide.statistics_of(b[F.MODEL_TARGET], b))
+        compute = tf.function(
+            lambda b: self.wide.statistics_of(b[F.MODEL_TARGET], b), autograph=False
+        )
         return np.concatenate([compute(batch).numpy() for batch in rows], axis=0)
 
     def parameter_counts(self) -> dict[str, int]:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from autograph_spy import no_conversions_of_ours
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec.baselines import BaselineConfig
@@ -69,7 +70,8 @@ def train(model_type, train_rows, steps=200, epochs=10):
     dataset = (
         tf.data.Dataset.from_tensor_slices(train_rows).shuffle(2000, seed=0).repeat().batch(32)
     )
-    history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps // epochs, verbose=0)
+    with no_conversions_of_ours():
+        history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps // epochs, verbose=0)
     return model, history.history
 
 

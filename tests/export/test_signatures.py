@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from autograph_spy import no_conversions_of_ours
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec.preprocessing import VIDEO_VOCAB_NAME
@@ -12,9 +13,10 @@ from tf_ccl4rec.testing import build_serving_model, random_raw_rows, serialize_r
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, serving_transform):
     workdir = str(tmp_path_factory.mktemp("export"))
-    export_dir, model, tft_output, _ = build_serving_model(
-        workdir, train_steps=30, transform=serving_transform
-    )
+    with no_conversions_of_ours():  # training, export and the signatures' traces
+        export_dir, model, tft_output, _ = build_serving_model(
+            workdir, train_steps=30, transform=serving_transform
+        )
     loaded = tf.saved_model.load(export_dir)
     vocab = [v.decode() for v in tft_output.vocabulary_by_name(VIDEO_VOCAB_NAME)]
     return loaded, model, tft_output, vocab, export_dir
@@ -181,6 +183,14 @@ def test_export_follows_the_serving_contract(exported):
     from serving.signatures import validate_export
 
     assert validate_export(exported[-1]) == []
+
+
+def test_export_leaves_the_keras_layer_traces_out(exported):
+    # What Keras's save(save_traces=False) leaves out: every layer's traced call functions,
+    # which nothing that loads the export calls (export._no_keras_traces).
+    loaded = exported[0]
+    assert not hasattr(loaded.model, "call_and_return_all_conditional_losses")
+    assert not hasattr(loaded.model.video, "call_and_return_all_conditional_losses")
 
 
 def test_serving_default_reads_the_uncut_counts_of_a_wide_model(tmp_path, serving_transform):

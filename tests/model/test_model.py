@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from autograph_spy import no_conversions_of_ours
 
 from tf_ccl4rec import batching, losses
 from tf_ccl4rec import features as F
@@ -95,13 +96,14 @@ def train(config, steps=300, content=None, data=None):
             )
         ).astype(np.float32)
     recorder = LossRecorder()
-    history = model.fit(
-        batch_stream(data),
-        steps_per_epoch=steps,
-        epochs=1,
-        verbose=0,
-        callbacks=[ScheduleCallback(steps), recorder],
-    )
+    with no_conversions_of_ours():
+        history = model.fit(
+            batch_stream(data),
+            steps_per_epoch=steps,
+            epochs=1,
+            verbose=0,
+            callbacks=[ScheduleCallback(steps), recorder],
+        )
     return model, recorder.losses, history
 
 

@@ -97,6 +97,7 @@ def masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return total / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
 
 
+# `do_not_convert` on the Keras entry points: traced without AutoGraph, as CCL4RecModel (model.py).
 class BaselineModel(ReplicaScaledTrainStep, tfrs.models.Model):
     """Base of the sequence baselines: `call`, `score_candidates`, `user_embedding`, the loss.
 
@@ -128,6 +129,7 @@ class BaselineModel(ReplicaScaledTrainStep, tfrs.models.Model):
         return self._baseline_config
 
     # --- public API ---------------------------------------------------------------------------
+    @tf.autograph.experimental.do_not_convert
     def call(self, features, training=False):
         """Click probability [B] of the target video.
 
@@ -169,6 +171,7 @@ class BaselineModel(ReplicaScaledTrainStep, tfrs.models.Model):
             )
         return tf.sigmoid(self._logits(features, tf.cast(candidate_indices, tf.int64), False))
 
+    @tf.autograph.experimental.do_not_convert
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         """Mean binary cross-entropy of the click label (BPR overrides this).
 

@@ -56,6 +56,7 @@ class BPRModel(BaselineModel):
         items = self.video_embedding(candidates)
         return tf.einsum("bd,bcd->bc", user, items) + self.item_bias(candidates)[..., 0]
 
+    @tf.autograph.experimental.do_not_convert
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         """BPR loss: -log sigmoid(s(u_i, pos_i) - s(u_i, t_j)) over clicked rows i, other rows j.
 
@@ -307,6 +308,7 @@ class PopularityModel(BaselineModel):
         m = self.prior_strength
         return (clicks + m * prior) / (exposures + m)
 
+    @tf.autograph.experimental.do_not_convert
     def call(self, features, training=False):
         return self._ctr(self._ids(features, F.MODEL_TARGET, rank=1))
 
@@ -323,6 +325,7 @@ class PopularityModel(BaselineModel):
         history = self._ids(features, F.MODEL_CLICK_HISTORY, rank=2)
         return tf.zeros([tf.shape(history)[0], 1])
 
+    @tf.autograph.experimental.do_not_convert
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         """Cross-entropy of the current estimate (constant w.r.t. any weight; for logging)."""
         labels = self._labels(inputs)
@@ -331,6 +334,7 @@ class PopularityModel(BaselineModel):
         self._track(loss, labels, probs)
         return loss
 
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, inputs):
         # Counting, not gradient descent: there are no trainable variables to apply gradients to.
         self.add_counts(inputs)
@@ -371,6 +375,7 @@ class UserItemRateModel(PopularityModel):
         )
         return tf.sigmoid(_logit(self._ctr(candidates)) + user)
 
+    @tf.autograph.experimental.do_not_convert
     def call(self, features, training=False):
         return self._scores(features, self._ids(features, F.MODEL_TARGET, rank=1))
 

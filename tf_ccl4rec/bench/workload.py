@@ -139,7 +139,7 @@ def measure_matmul_peak(size: int = 2048, chain: int = 10, repeats: int = 5) -> 
     a = tf.random.normal([size, size])
     b = tf.random.normal([size, size]) / size**0.5
 
-    @tf.function
+    @tf.function(autograph=False)
     def loop(x):
         for _ in range(chain):
             x = tf.matmul(x, b)
@@ -215,7 +215,7 @@ def run_infer(setting: str, model: str, steps: int, warmup: int, batch_size: int
 
         names = tuple(feature_specs(config))
     inputs = {k: tf.constant(batch[k]) for k in names}
-    predict = tf.function(lambda x: keras_model(x, training=False))
+    predict = tf.function(lambda x: keras_model(x, training=False), autograph=False)
     for _ in range(max(1, warmup)):
         predict(inputs).numpy()
     times = []

@@ -220,7 +220,7 @@ class _Recorder(tf.keras.callbacks.Callback):
 
 def inference_ms_per_batch(model, prepared, repeats: int = 50) -> float:
     """Median wall time of one compiled forward pass on a batch of 32 eval rows (ms)."""
-    fn = tf.function(lambda f: model(f, training=False))
+    fn = tf.function(lambda f: model(f, training=False), autograph=False)
     batch = {k: tf.constant(v) for k, v in _take(prepared.eval, slice(0, INFERENCE_BATCH)).items()}
     fn(batch)  # trace
     times = []
