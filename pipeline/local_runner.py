@@ -20,6 +20,7 @@ from pipeline.components.blessing_gate import ALREADY_SERVING_KEY
 from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig
 from pipeline.pipeline import EVALUATOR_ID, GATE_ID
 from tf_ccl4rec import mlmd
+from tf_ccl4rec.beam_pickling import skip_unchanged_dill_trace
 
 # How often the progress thread looks at MLMD while the pipeline runs (seconds).
 POLL_INTERVAL = 0.5
@@ -289,6 +290,7 @@ def _run_locked(config: PipelineConfig, echo) -> RunSummary:
         config.pipeline_root, "logs", f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     )
     pipeline = local_pipeline(config)
+    skip_unchanged_dill_trace()  # the in-process Beam stages (tf_ccl4rec/beam_pickling.py)
     progress = _Progress(total=len(pipeline.components), echo=echo)
     watcher = _ExecutionWatcher(pipeline.metadata_connection_config, config.pipeline_name, progress)
     with _logs_to_file(log_file), watcher:
