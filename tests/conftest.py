@@ -10,6 +10,11 @@ import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Under xdist each worker is a TensorFlow process (and starts more: pipeline runs, CLIs): with TF's
+# default of one intra-op thread per core they contend for the 2 cores. One each ran the whole
+# suite in 8:01 instead of 9:52 (2026-12-02; one inter-op thread as well gained nothing more).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import pytest  # noqa: E402
 
@@ -29,37 +34,35 @@ SHARED = {
 # first worker with <= 2 tests pending): greedy longest-first keeps the two workers' totals
 # close, and no long unit starts last. Unlisted units follow in collection order. Re-measure with
 # `--durations` (or per-test wall times) after changing a long test, and update the figures.
-# Measured 2026-12-02 on 2 workers, load average ~3 (another job shared the machine), before
-# the --tune e2e joined the shared run (tiny_pipeline: 287 s + its 101 s alone then; 369 s in
-# the next run, at load ~4.5, with the tune module's run on the shared root taking 44 s).
+# Measured 2026-12-03 on 2 workers, nothing else running, one intra-op thread each: 1,154
+# test-seconds, 10 min 11 s of pytest.
 UNIT_SECONDS = {
-    "tiny_pipeline": 389,
-    "tests/experiments/test_experiments_smoke.py": 267,
-    "tests/bench/test_bench_cli.py": 194,
-    "tests/model/test_model.py": 142,
-    "tests/serving/test_serving_server.py": 116,
-    "tests/baselines/test_baselines.py": 114,
-    "tests/pipeline/test_multi_worker.py": 103,
-    "tests/pipeline/test_trainer_distributed.py": 101,
-    "tests/pipeline/test_tuning.py": 58,
-    "tests/pipeline/test_replica_scaling.py": 54,
-    "tests/data/test_data_schema.py": 46,
-    "tests/data/test_data_examples_columnar.py": 46,
-    "tests/export/test_signatures.py": 42,
-    "tests/data/test_data_examples.py": 41,
-    "tests/export/test_two_stage.py": 39,
-    "tests/pipeline/test_portable_beam.py": 33,
-    "tests/pipeline/test_preprocessing.py": 25,
-    "tests/data/test_data_cli.py": 19,
-    "tests/pipeline/test_fit_model.py": 18,
-    "tests/serving/test_serving_allocator.py": 17,
-    "tests/bench/test_bench_flops.py": 17,
-    "tests/metrics/test_ranking.py": 17,
-    "tests/data/test_data_importers.py": 14,
-    "tests/data/test_data_component.py": 11,
-    "tests/test_foundation.py": 10,
-    "tests/serving/test_serving_limits.py": 8,
-    "tests/serving/test_serving_units.py": 7,
+    "tiny_pipeline": 229,
+    "tests/experiments/test_experiments_smoke.py": 202,
+    "tests/model/test_model.py": 109,
+    "tests/baselines/test_baselines.py": 71,
+    "tests/pipeline/test_multi_worker.py": 62,
+    "tests/bench/test_bench_cli.py": 57,
+    "tests/serving/test_serving_server.py": 47,
+    "tests/pipeline/test_trainer_distributed.py": 39,
+    "tests/pipeline/test_portable_beam.py": 36,
+    "tests/data/test_data_schema.py": 33,
+    "tests/pipeline/test_replica_scaling.py": 28,
+    "tests/export/test_two_stage.py": 28,
+    "tests/model/test_tracing.py": 25,
+    "tests/pipeline/test_tuning.py": 24,
+    "tests/pipeline/test_preprocessing.py": 24,
+    "tests/export/test_signatures.py": 22,
+    "tests/data/test_data_examples_columnar.py": 19,
+    "tests/data/test_data_examples.py": 18,
+    "tests/pipeline/test_fit_model.py": 12,
+    "tests/metrics/test_ranking.py": 11,
+    "tests/data/test_data_cli.py": 10,
+    "tests/test_foundation.py": 8,
+    "tests/serving/test_serving_allocator.py": 7,
+    "tests/bench/test_bench_flops.py": 7,
+    "tests/data/test_data_importers.py": 7,
+    "tests/serving/test_serving_units.py": 5,
 }
 
 
