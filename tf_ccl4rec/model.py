@@ -42,8 +42,8 @@ _compiled_item_weights = tf.function(item_weights, jit_compile=True, autograph=F
 
 # Keras' entry points here (call, compute_loss, train_step) are traced without AutoGraph
 # (`do_not_convert`): they branch only on Python values, and AutoGraph's source conversion of this
-# code was most of a train step's trace time (tiny model: ~21 -> ~5 s). tests/model/test_tracing.py
-# checks that tracing converts none of our functions.
+# code was most of a first trace (scripts/bench_trace.py, tiny model: 28.9 -> 11.0 s).
+# tests/model/test_tracing.py checks that tracing converts none of our functions.
 
 
 def feature_specs(config: CCL4RecConfig, with_label: bool = False) -> dict[str, tf.TensorSpec]:
