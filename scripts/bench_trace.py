@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 
+# The models and rows of tests/model/test_tracing.py, written out here rather than imported:
+# the child runs against any checkout, including ones from before that test existed.
 CHILD = r"""
 import os, statistics, time
 import numpy as np
