@@ -32,6 +32,7 @@ from tf_ccl4rec.layers.wide import (
     fit_statistics_weights,
     history_statistics,
 )
+from tf_ccl4rec.trace_once import VariablesBeforeTracing
 
 # Training-only XLA clusters for the augmented sequences: each fuses the elementwise passes over
 # their [B, S, N, N] scores (Eq 2, the masked softmaxes of Eq 6-7) that TF runs op by op, forward
@@ -104,7 +105,7 @@ def split_parameter_counts(tables, trainable_variables) -> dict[str, int]:
     }
 
 
-class CCL4RecModel(ReplicaScaledTrainStep, tfrs.models.Model):
+class CCL4RecModel(VariablesBeforeTracing, ReplicaScaledTrainStep, tfrs.models.Model):
     """CCL4Rec (§3) as a `tfrs.models.Model`.
 
     Args:

@@ -263,7 +263,7 @@ def test_extra_sequences_train():
     )
     model, losses, _ = train(cfg, steps=150)
     _assert_falls(losses, "nonclick + interests")
-    names = {v.name.split("/")[0] for v in model.trainable_variables}
+    names = {scope for v in model.trainable_variables for scope in v.name.split("/")}
     assert {"nonclick_scorer", "nonclick_encoder", "interest_scorer", "interest_encoder"} <= names
     with pytest.raises(KeyError, match=F.MODEL_NONCLICK_HISTORY):
         model(

@@ -8,6 +8,7 @@ from autograph_spy import conversions, no_conversions_of_ours
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec.model_registry import MODEL_TYPES, build_model
+from tf_ccl4rec.trace_once import VariablesBeforeTracing
 
 VOCAB, N, B = 40, 6, 8
 CONFIG = dict(
@@ -69,3 +70,84 @@ def test_fit_evaluate_and_predict_trace_without_autograph(model_type):
         model.evaluate(data, verbose=0)
         scores = model.predict(data, verbose=0)
     assert scores.shape[0] == 2 * B and np.all(np.isfinite(scores))
+
+
+# --- one trace per fit (tf_ccl4rec/trace_once.py) ------------------------------------------------
+# CCL4Rec with every optional part that has weights: content + id videos, both extra sequences
+# with their own heads, the wide logit with history and category statistics, the retrieval head
+# training the encoder.
+EVERYTHING = dict(
+    CONFIG,
+    video_representation="both",
+    content_feature_dim=4,
+    normalize_content_features=True,
+    num_interest_vectors=2,
+    interest_vector_dim=4,
+    combine_sequences="sum_logits",
+    history_statistics=True,
+    category_statistics=True,
+    retrieval_trains_encoder=True,
+)
+
+
+def _model(model_type, values):
+    rng = np.random.default_rng(1)
+    extra = {}
+    if values.get("video_representation", "id") != "id":
+        extra["content_features"] = rng.normal(size=(VOCAB + 2, 4)).astype(np.float32)
+    if values.get("category_statistics"):
+        extra["video_categories"] = rng.integers(0, 3, VOCAB + 2)
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(model_type, values, **extra)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    return model
+
+
+def _data(values):
+    data = rows()
+    rng = np.random.default_rng(2)
+    if values.get("history_statistics"):
+        for name in (F.MODEL_CLICK_COUNT, F.MODEL_NONCLICK_COUNT, F.MODEL_RECENT_CLICK_COUNT):
+            data[name] = rng.integers(0, 9, 2 * B).astype(np.float32)
+    if values.get("num_interest_vectors"):
+        data[F.MODEL_INTEREST_VECTORS] = rng.normal(size=(2 * B, 2, 4)).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices(data).batch(B)
+
+
+def _fit_counting_traces(model, data):
+    traces = []
+    step = model.train_step
+
+    @tf.autograph.experimental.do_not_convert
+    def counted(inputs):
+        traces.append(1)  # Python: runs once per trace, never per step
+        return step(inputs)
+
+    model.train_step = counted
+    model.fit(data, epochs=1, verbose=0)
+    return len(traces)
+
+
+CASES = [(t, CONFIG) for t in MODEL_TYPES] + [(MODEL_TYPES[0], EVERYTHING)]
+
+
+@pytest.mark.parametrize(
+    "model_type,values", CASES, ids=[t for t in MODEL_TYPES] + ["ccl4rec-everything"]
+)
+def test_fit_traces_the_train_step_once_and_trains_as_keras_would(model_type, values):
+    """Keras alone builds the variables inside the first trace, so tf.function traces twice;
+    the same seed gives the same weights either way."""
+    data = _data(values)
+    ours = _model(model_type, values)
+    assert _fit_counting_traces(ours, data) == 1
+    keras_alone = _model(model_type, values)
+    keras_alone._build_if_needed()  # the same eager build (the Trainer's parameter counts do it)
+    # Keras's own make_train_function, without VariablesBeforeTracing's builds.
+    keras_alone.make_train_function = super(VariablesBeforeTracing, keras_alone).make_train_function
+    traces = _fit_counting_traces(keras_alone, data)
+    if keras_alone.trainable_variables:  # the counting models have no optimizer slots
+        assert traces == 2
+    # Same variables in the same (attribute) order; names differ: an eager build names them
+    # under the model's scope, the traced one without.
+    for a, b in zip(ours.variables, keras_alone.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=f"{a.name} vs {b.name}")

@@ -16,6 +16,7 @@ import tensorflow_recommenders as tfrs
 from tf_ccl4rec import features as F
 from tf_ccl4rec.config import CCL4RecConfig
 from tf_ccl4rec.distribution import ReplicaScaledTrainStep, per_replica
+from tf_ccl4rec.trace_once import VariablesBeforeTracing
 
 
 @dataclasses.dataclass
@@ -98,7 +99,7 @@ def masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
 
 
 # `do_not_convert` on the Keras entry points: traced without AutoGraph, as CCL4RecModel (model.py).
-class BaselineModel(ReplicaScaledTrainStep, tfrs.models.Model):
+class BaselineModel(VariablesBeforeTracing, ReplicaScaledTrainStep, tfrs.models.Model):
     """Base of the sequence baselines: `call`, `score_candidates`, `user_embedding`, the loss.
 
     Subclasses implement `_encode_history(history_emb, mask, training)` -> state (any nest of
@@ -252,6 +253,7 @@ class BaselineModel(ReplicaScaledTrainStep, tfrs.models.Model):
             self(
                 {
                     F.MODEL_CLICK_HISTORY: tf.ones([1, n], tf.int64),
+                    F.MODEL_NONCLICK_HISTORY: tf.ones([1, n], tf.int64),  # user_item_rate reads it
                     F.MODEL_TARGET: tf.ones([1], tf.int64),
                 }
             )

@@ -1,0 +1,31 @@
+"""Keras train steps traced once: every variable exists before `fit` traces the step.
+
+A `tf.function` whose first trace creates variables is traced a second time (the first graph
+holds the variables' initialisers; the function that runs is a new trace that must not create
+any). Keras builds a model's layers and the optimizer's slots inside the first train step, so
+every `fit` of a fresh model built its ~5,700-op train step twice: about 4 s of each 8 s spent on
+a tiny CCL4Rec (scripts/bench_trace.py), paid by every Trainer run, tuner trial and test model.
+"""
+
+import tensorflow as tf
+
+
+class VariablesBeforeTracing:
+    """Mixin for a Keras model with `_build_if_needed()` (an eager call on a dummy batch that
+    creates its layers' variables): runs it, and builds the optimizer's slots, before
+    `make_train_function` traces the train step, so that step is traced once.
+
+    A layer whose trainable variables only the train step creates would not get optimizer slots;
+    tests/model/test_tracing.py fits every model type (and CCL4Rec with every optional part) and
+    checks one trace and the same weights as Keras's own path from the same initial weights. The
+    Trainer built its models eagerly already (their parameter counts), so its seeded runs are
+    unchanged; a model fit without that build now creates its variables in call order, not in
+    the train step's: other (equally random) seeded initial weights.
+    """
+
+    def make_train_function(self, force=False):
+        if self.train_function is None or force:
+            self._build_if_needed()
+            if isinstance(self.optimizer, tf.keras.optimizers.Optimizer):  # has build(var_list)
+                self.optimizer.build(self.trainable_variables)
+        return super().make_train_function(force)
