@@ -1,5 +1,6 @@
-"""Tracing converts none of our functions with AutoGraph (tf_ccl4rec/model.py says why), for
-every model type's fit / evaluate / predict; and the spy that checks it sees a conversion."""
+"""Tracing converts none of our functions with AutoGraph (tf_ccl4rec/model.py says why) and traces
+the train step once (tf_ccl4rec/trace_once.py), for every model type's fit / evaluate / predict;
+and the spy that checks AutoGraph sees a conversion."""
 
 import numpy as np
 import pytest
@@ -57,19 +58,6 @@ def test_the_spy_sees_a_converted_function_of_ours():
     assert converted == [
         "tf_ccl4rec.example.test_the_spy_sees_a_converted_function_of_ours.<locals>.double"
     ]
-
-
-@pytest.mark.parametrize("model_type", MODEL_TYPES)
-def test_fit_evaluate_and_predict_trace_without_autograph(model_type):
-    tf.keras.utils.set_random_seed(0)
-    model = build_model(model_type, CONFIG)
-    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
-    data = tf.data.Dataset.from_tensor_slices(rows()).batch(B)
-    with no_conversions_of_ours():
-        model.fit(data, epochs=1, verbose=0)
-        model.evaluate(data, verbose=0)
-        scores = model.predict(data, verbose=0)
-    assert scores.shape[0] == 2 * B and np.all(np.isfinite(scores))
 
 
 # --- one trace per fit (tf_ccl4rec/trace_once.py) ------------------------------------------------
@@ -131,15 +119,20 @@ def _fit_counting_traces(model, data):
 CASES = [(t, CONFIG) for t in MODEL_TYPES] + [(MODEL_TYPES[0], EVERYTHING)]
 
 
-@pytest.mark.parametrize(
-    "model_type,values", CASES, ids=[t for t in MODEL_TYPES] + ["ccl4rec-everything"]
-)
-def test_fit_traces_the_train_step_once_and_trains_as_keras_would(model_type, values):
-    """Keras alone builds the variables inside the first trace, so tf.function traces twice;
-    the same seed gives the same weights either way."""
+@pytest.mark.parametrize("model_type,values", CASES, ids=[*MODEL_TYPES, "ccl4rec-everything"])
+def test_fit_evaluate_and_predict_trace_once_without_autograph(model_type, values):
+    """AutoGraph converts none of our functions; fit traces the train step once, where Keras
+    alone (variables built inside the first trace) traces it twice; from the same initial
+    weights both give the same weights."""
     data = _data(values)
-    ours = _model(model_type, values)
-    assert _fit_counting_traces(ours, data) == 1
+    model = _model(model_type, values)
+    with no_conversions_of_ours():
+        assert _fit_counting_traces(model, data) == 1
+        trained = [v.numpy() for v in model.variables]
+        model.evaluate(data, verbose=0)
+        scores = model.predict(data, verbose=0)
+    assert scores.shape[0] == 2 * B and np.all(np.isfinite(scores))
+
     keras_alone = _model(model_type, values)
     keras_alone._build_if_needed()  # the same eager build (the Trainer's parameter counts do it)
     # Keras's own make_train_function, without VariablesBeforeTracing's builds.
@@ -149,5 +142,5 @@ def test_fit_traces_the_train_step_once_and_trains_as_keras_would(model_type, va
         assert traces == 2
     # Same variables in the same (attribute) order; names differ: an eager build names them
     # under the model's scope, the traced one without.
-    for a, b in zip(ours.variables, keras_alone.variables, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=f"{a.name} vs {b.name}")
+    for a, b, v in zip(trained, keras_alone.variables, model.variables, strict=True):
+        np.testing.assert_array_equal(a, b.numpy(), err_msg=v.name)
