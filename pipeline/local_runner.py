@@ -21,6 +21,7 @@ from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig
 from pipeline.pipeline import EVALUATOR_ID, GATE_ID
 from tf_ccl4rec import mlmd
 from tf_ccl4rec.beam_pickling import skip_unchanged_dill_trace
+from tf_ccl4rec.tracing import keep_autograph_out_of_keras
 
 # How often the progress thread looks at MLMD while the pipeline runs (seconds).
 POLL_INTERVAL = 0.5
@@ -291,6 +292,7 @@ def _run_locked(config: PipelineConfig, echo) -> RunSummary:
     )
     pipeline = local_pipeline(config)
     skip_unchanged_dill_trace()  # the in-process Beam stages (tf_ccl4rec/beam_pickling.py)
+    keep_autograph_out_of_keras()  # also for an Evaluator whose Trainer came from the cache
     progress = _Progress(total=len(pipeline.components), echo=echo)
     watcher = _ExecutionWatcher(pipeline.metadata_connection_config, config.pipeline_name, progress)
     with _logs_to_file(log_file), watcher:

@@ -32,7 +32,7 @@ from tf_ccl4rec.layers.wide import (
     fit_statistics_weights,
     history_statistics,
 )
-from tf_ccl4rec.trace_once import VariablesBeforeTracing
+from tf_ccl4rec.tracing import VariablesBeforeTracing
 
 # Training-only XLA clusters for the augmented sequences: each fuses the elementwise passes over
 # their [B, S, N, N] scores (Eq 2, the masked softmaxes of Eq 6-7) that TF runs op by op, forward

@@ -1,5 +1,5 @@
 """Tracing converts none of our functions with AutoGraph (tf_ccl4rec/model.py says why) and traces
-the train step once (tf_ccl4rec/trace_once.py), for every model type's fit / evaluate / predict;
+the train step once (tf_ccl4rec/tracing.py), for every model type's fit / evaluate / predict;
 and the spy that checks AutoGraph sees a conversion."""
 
 import numpy as np
@@ -9,7 +9,7 @@ from autograph_spy import conversions, no_conversions_of_ours
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec.model_registry import MODEL_TYPES, build_model
-from tf_ccl4rec.trace_once import VariablesBeforeTracing
+from tf_ccl4rec.tracing import VariablesBeforeTracing
 
 VOCAB, N, B = 40, 6, 8
 CONFIG = dict(
@@ -60,7 +60,7 @@ def test_the_spy_sees_a_converted_function_of_ours():
     ]
 
 
-# --- one trace per fit (tf_ccl4rec/trace_once.py) ------------------------------------------------
+# --- one trace per fit (tf_ccl4rec/tracing.py) ------------------------------------------------
 # CCL4Rec with every optional part that has weights: content + id videos, both extra sequences
 # with their own heads, the wide logit with history and category statistics, the retrieval head
 # training the encoder.
@@ -121,17 +121,23 @@ CASES = [(t, CONFIG) for t in MODEL_TYPES] + [(MODEL_TYPES[0], EVERYTHING)]
 
 @pytest.mark.parametrize("model_type,values", CASES, ids=[*MODEL_TYPES, "ccl4rec-everything"])
 def test_fit_evaluate_and_predict_trace_once_without_autograph(model_type, values):
-    """AutoGraph converts none of our functions; fit traces the train step once, where Keras
+    """AutoGraph converts none of our functions and none of Keras's; fit traces the train step once, where Keras
     alone (variables built inside the first trace) traces it twice; from the same initial
     weights both give the same weights."""
     data = _data(values)
     model = _model(model_type, values)
-    with no_conversions_of_ours():
+    with no_conversions_of_ours() as converted:
         assert _fit_counting_traces(model, data) == 1
         trained = [v.numpy() for v in model.variables]
         model.evaluate(data, verbose=0)
         scores = model.predict(data, verbose=0)
     assert scores.shape[0] == 2 * B and np.all(np.isfinite(scores))
+    # Of Keras, only the functions its tf.functions wrap (a tf.function's own function is always
+    # converted), none they call (`keep_autograph_out_of_keras`, tf_ccl4rec/tracing.py).
+    assert converted == [
+        f"tf_keras.src.engine.training.Model.make_{name}_function.<locals>.{name}_function"
+        for name in ("train", "test", "predict")
+    ]
 
     keras_alone = _model(model_type, values)
     keras_alone._build_if_needed()  # the same eager build (the Trainer's parameter counts do it)

@@ -16,7 +16,7 @@ import tensorflow_recommenders as tfrs
 from tf_ccl4rec import features as F
 from tf_ccl4rec.config import CCL4RecConfig
 from tf_ccl4rec.distribution import ReplicaScaledTrainStep, per_replica
-from tf_ccl4rec.trace_once import VariablesBeforeTracing
+from tf_ccl4rec.tracing import VariablesBeforeTracing
 
 
 @dataclasses.dataclass
