@@ -295,7 +295,10 @@ def run(args: argparse.Namespace) -> int:
         server.stop(0)
         return 1
     print(f"READY {args.host}:{server.port}", flush=True)  # a line scripts can wait for
-    while not done.wait(3600):
+    # Short waits: a process-directed SIGTERM may land on a gRPC or TensorFlow thread, which does
+    # not interrupt a main thread blocked in one long lock wait, so the Python handler (always run
+    # by the main thread) would wait for it; now it runs within a second.
+    while not done.wait(1.0):
         pass
     started = time.monotonic()
     server.stop(args.grace_seconds)
