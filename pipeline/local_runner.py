@@ -292,7 +292,9 @@ def _run_locked(config: PipelineConfig, echo) -> RunSummary:
     )
     pipeline = local_pipeline(config)
     skip_unchanged_dill_trace()  # the in-process Beam stages (tf_ccl4rec/beam_pickling.py)
-    keep_autograph_out_of_keras()  # also for an Evaluator whose Trainer came from the cache
+    # Importing tf_ccl4rec.tracing did this already; said here because a run whose Trainer
+    # comes from the cache imports no model, and its Evaluator needs it as much.
+    keep_autograph_out_of_keras()
     progress = _Progress(total=len(pipeline.components), echo=echo)
     watcher = _ExecutionWatcher(pipeline.metadata_connection_config, config.pipeline_name, progress)
     with _logs_to_file(log_file), watcher:

@@ -8,6 +8,7 @@ import tensorflow as tf
 from autograph_spy import conversions, no_conversions_of_ours
 
 from tf_ccl4rec import features as F
+from tf_ccl4rec.config import CCL4RecConfig
 from tf_ccl4rec.model_registry import MODEL_TYPES, build_model
 from tf_ccl4rec.tracing import VariablesBeforeTracing
 
@@ -79,12 +80,15 @@ EVERYTHING = dict(
 
 
 def _model(model_type, values):
+    config = CCL4RecConfig.from_dict(values)
     rng = np.random.default_rng(1)
     extra = {}
-    if values.get("video_representation", "id") != "id":
-        extra["content_features"] = rng.normal(size=(VOCAB + 2, 4)).astype(np.float32)
-    if values.get("category_statistics"):
-        extra["video_categories"] = rng.integers(0, 3, VOCAB + 2)
+    if config.video_representation != "id":
+        extra["content_features"] = rng.normal(
+            size=(config.num_embeddings, config.content_feature_dim)
+        ).astype(np.float32)
+    if config.category_statistics:
+        extra["video_categories"] = rng.integers(0, 3, config.num_embeddings)
     tf.keras.utils.set_random_seed(0)
     model = build_model(model_type, values, **extra)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
@@ -92,13 +96,15 @@ def _model(model_type, values):
 
 
 def _data(values):
+    config = CCL4RecConfig.from_dict(values)
     data = rows()
     rng = np.random.default_rng(2)
-    if values.get("history_statistics"):
+    if config.history_statistics:
         for name in (F.MODEL_CLICK_COUNT, F.MODEL_NONCLICK_COUNT, F.MODEL_RECENT_CLICK_COUNT):
             data[name] = rng.integers(0, 9, 2 * B).astype(np.float32)
-    if values.get("num_interest_vectors"):
-        data[F.MODEL_INTEREST_VECTORS] = rng.normal(size=(2 * B, 2, 4)).astype(np.float32)
+    if config.num_interest_vectors:
+        shape = (2 * B, config.num_interest_vectors, config.effective_interest_vector_dim)
+        data[F.MODEL_INTEREST_VECTORS] = rng.normal(size=shape).astype(np.float32)
     return tf.data.Dataset.from_tensor_slices(data).batch(B)
 
 
@@ -121,9 +127,9 @@ CASES = [(t, CONFIG) for t in MODEL_TYPES] + [(MODEL_TYPES[0], EVERYTHING)]
 
 @pytest.mark.parametrize("model_type,values", CASES, ids=[*MODEL_TYPES, "ccl4rec-everything"])
 def test_fit_evaluate_and_predict_trace_once_without_autograph(model_type, values):
-    """AutoGraph converts none of our functions and none of Keras's; fit traces the train step once, where Keras
-    alone (variables built inside the first trace) traces it twice; from the same initial
-    weights both give the same weights."""
+    """AutoGraph converts none of our functions and none of Keras's; fit traces the train step
+    once, where Keras alone (variables built inside the first trace) traces it twice; from the
+    same initial weights both give the same weights."""
     data = _data(values)
     model = _model(model_type, values)
     with no_conversions_of_ours() as converted:
