@@ -208,15 +208,11 @@ class PipelineConfig:
             refit=self.refit,
         )
 
-    def trainer_custom_config(self, model_type: str | None = None) -> dict:
-        """The Trainer's custom_config (for `model_type` instead of the configured one if given).
-
-        The code version makes a rerun after a code change retrain instead of reusing TFX's
-        cached model (run_fn is given by module path, which TFX does not fingerprint).
-        """
-        settings = self.trainer_settings()
-        if model_type is not None:
-            settings = dataclasses.replace(settings, model_type=model_type)
+    def trainer_custom_config(self, settings: TrainerSettings | None = None) -> dict:
+        """The Trainer's custom_config: `settings` (default: `trainer_settings()`) and the code
+        version, which makes a rerun after a code change retrain instead of reusing TFX's cached
+        model (run_fn is given by module path, which TFX does not fingerprint)."""
+        settings = settings or self.trainer_settings()
         return {**settings.to_custom_config(), "code_version": code_version()}
 
     def tuner_custom_config(self) -> dict:
@@ -224,8 +220,9 @@ class PipelineConfig:
         return {**self.trainer_custom_config(), TUNE_TRIALS_KEY: self.tune_trials}
 
     def count_trainer_custom_config(self) -> dict:
-        """The blessing's baseline: the user + video click-rate count on the same examples."""
-        return self.trainer_custom_config(COUNT_MODEL_TYPE)
+        """The blessing's baseline: the user + video click-rate count on the same examples
+        (`TrainerSettings.for_count`: changing the candidate's knobs does not count again)."""
+        return self.trainer_custom_config(self.trainer_settings().for_count(COUNT_MODEL_TYPE))
 
     def beam_pipeline_args(self) -> list:
         """Beam flags for the chosen runner (`tf_ccl4rec.beam_runner.pipeline_args`); extra

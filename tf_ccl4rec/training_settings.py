@@ -101,6 +101,23 @@ class TrainerSettings:
         if problems:
             raise ValueError("TrainerSettings: " + "; ".join(problems))
 
+    def for_count(self, model_type: str) -> TrainerSettings:
+        """These settings for the count `model_type` (one of `model_registry.COUNTING_TYPES`):
+        the data settings (transform, data_root, distribution) kept, every model and training
+        knob at its default. A count is one exact pass over every row and reads none of them, so
+        a rerun that changes only the candidate's knobs reuses TFX's cached count (a Trainer is
+        cached by its custom_config) instead of counting again."""
+        if model_type not in model_registry.COUNTING_TYPES:
+            raise ValueError(
+                f"for_count: {model_type!r} is not a count {model_registry.COUNTING_TYPES}"
+            )
+        return TrainerSettings(
+            model_type=model_type,
+            transform=self.transform,
+            data_root=self.data_root,
+            distribution=self.distribution,
+        )
+
     def to_custom_config(self) -> dict[str, Any]:
         """The Trainer's custom_config: one JSON string (TFX keeps it verbatim)."""
         return {CUSTOM_CONFIG_KEY: json.dumps(dataclasses.asdict(self), sort_keys=True)}

@@ -121,7 +121,11 @@ def test_example_validator_in_a_local_dag(tmp_path):
     )
 
     from pipeline.components import CCL4RecExampleGen
+    from tf_ccl4rec.beam_pickling import skip_unchanged_dill_trace
+    from tf_ccl4rec.beam_runner import pipeline_args
     from tf_ccl4rec.data import synth
+
+    skip_unchanged_dill_trace()  # as `ccl4rec pipeline run` does (tf_ccl4rec/beam_pickling.py)
 
     raw = str(tmp_path / "raw")
     synth.write(
@@ -152,7 +156,7 @@ def test_example_validator_in_a_local_dag(tmp_path):
             metadata_connection_config=metadata.sqlite_metadata_connection_config(
                 str(tmp_path / "mlmd.sqlite")
             ),
-            beam_pipeline_args=["--direct_num_workers=1"],
+            beam_pipeline_args=pipeline_args("direct"),  # as `ccl4rec pipeline run` passes them
         )
     )
 

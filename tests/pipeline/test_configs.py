@@ -43,15 +43,30 @@ def test_max_history_follows_the_preset_unless_given():
     assert given.trainer_settings().transform["max_history"] == 7
 
 
-def test_count_trainer_differs_only_in_the_model_type():
-    config = PipelineConfig(data_root="r", pipeline_root="p", max_epochs=3, train_steps=5)
+def test_the_count_trainer_keeps_the_data_settings_and_drops_the_candidates_knobs():
+    config = PipelineConfig(
+        data_root="r", pipeline_root="p", max_epochs=3, train_steps=5, max_history=7,
+        model={"embedding_dim": 8}, preset="paper", rows_per_user=2, refit=False,
+    )  # fmt: skip
     settings = config.trainer_settings()
     assert (settings.max_epochs, settings.train_steps) == (3, 5)
     main = TrainerSettings.from_custom_config(config.trainer_custom_config())
     count = TrainerSettings.from_custom_config(config.count_trainer_custom_config())
     assert main == settings
     assert main.model_type == "ccl4rec"
-    assert count == dataclasses.replace(settings, model_type=COUNT_MODEL_TYPE)
+    assert count == TrainerSettings(
+        model_type=COUNT_MODEL_TYPE,
+        transform=settings.transform,  # max_history 7 among them
+        data_root=settings.data_root,
+        distribution=settings.distribution,
+    )
+    # Another candidate on the same data: the same count config, so TFX reuses the cached count.
+    other = dataclasses.replace(config, model_type="ncf", model={}, max_epochs=1, refit=True)
+    assert other.count_trainer_custom_config() == config.count_trainer_custom_config()
+    shorter = dataclasses.replace(config, max_history=5)
+    assert shorter.count_trainer_custom_config() != config.count_trainer_custom_config()
+    with pytest.raises(ValueError, match="not a count"):
+        settings.for_count("ccl4rec")
 
 
 def test_trainer_settings_are_validated_when_the_config_is_made():

@@ -136,6 +136,8 @@ def test_a_model_that_does_not_beat_the_count_is_not_pushed(first_run):
         min_gain_over_count=0.001,
     )  # fmt: skip
     summary = local_runner.run(crippled, echo=lambda *a, **k: None)
+    # The count reads none of the knobs changed here: the first run's is reused (for_count).
+    assert summary.timings["count_trainer"][1], "the count was trained again"
     assert summary.blessed is False and not summary.pushed
     assert summary.count_metrics["auc"] > summary.metrics["auc"]
     assert summary.beats_count is False

@@ -3,7 +3,7 @@ hyperparameters, the main Trainer consumes them, and every component gets its pr
 
 The run goes on the root of the session's shared `tiny_pipeline` (tests/shared_artifacts.py),
 after its three runs: the data components and Transform come from its cache (they used to run
-again here on the same 40-user log); the Tuner, the Trainer, the count and the Evaluators run.
+again here on the same 40-user log); the Tuner, the Trainer and the Evaluators run.
 Under xdist this module is in the shared run's scheduling unit (SHARED in tests/conftest.py).
 """
 
@@ -33,9 +33,9 @@ def test_tune_runs_the_tuner_and_the_trainer_takes_its_best_hyperparameters(tiny
     )  # fmt: skip
     lines = []
     summary = local_runner.run(config, echo=lambda *a, **k: lines.append(a[0]))
-    # Same data and Transform settings as the shared run: those come from its cache. (The count
-    # trains again: its custom_config carries the Trainer's settings, this test's model dict too.)
-    for name in ("CCL4RecExampleGen", "StatisticsGen", "Transform"):
+    # Same data and Transform settings as the shared run: those and the count (which reads no
+    # model setting, `TrainerSettings.for_count`) come from its cache.
+    for name in ("CCL4RecExampleGen", "StatisticsGen", "Transform", "count_trainer"):
         assert summary.timings[name][1], f"{name} was not cached"
     assert not summary.timings["Tuner"][1] and not summary.timings["Trainer"][1]
     assert summary.pushed
