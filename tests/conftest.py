@@ -34,35 +34,35 @@ SHARED = {
 # first worker with <= 2 tests pending): greedy longest-first keeps the two workers' totals
 # close, and no long unit starts last. Unlisted units follow in collection order. Re-measure with
 # `--durations` (or per-test wall times) after changing a long test, and update the figures.
-# Measured 2026-12-03 at 1a31cc5 (train steps traced once, tf_keras left to itself by AutoGraph) on 2
-# workers, nothing else running, one intra-op thread each: 1,121 test-seconds, 9 min 53 s of
-# pytest (the code before these two cuts: 1,388 and 12 min 14 s that morning).
+# Measured 2026-12-03 at a6104cb on 2 workers, nothing else running, one intra-op thread each:
+# 1,045 test-seconds, 9 min 2 s of pytest (this machine's speed varies by hour: 30 minutes
+# earlier, the same tests without the count change ran in 7 min 15 s, 834 test-seconds).
 UNIT_SECONDS = {
-    "tiny_pipeline": 198,
-    "tests/experiments/test_experiments_smoke.py": 174,
-    "tests/model/test_model.py": 102,
-    "tests/bench/test_bench_cli.py": 95,
-    "tests/model/test_tracing.py": 62,
-    "tests/baselines/test_baselines.py": 62,
+    "tiny_pipeline": 201,
+    "tests/experiments/test_experiments_smoke.py": 116,
+    "tests/model/test_model.py": 100,
+    "tests/model/test_tracing.py": 90,
+    "tests/bench/test_bench_cli.py": 63,
     "tests/pipeline/test_multi_worker.py": 58,
-    "tests/serving/test_serving_server.py": 49,
-    "tests/data/test_data_schema.py": 37,
-    "tests/pipeline/test_trainer_distributed.py": 35,
-    "tests/pipeline/test_portable_beam.py": 35,
-    "tests/pipeline/test_preprocessing.py": 24,
-    "tests/export/test_two_stage.py": 24,
-    "tests/export/test_signatures.py": 23,
-    "tests/data/test_data_examples.py": 22,
-    "tests/data/test_data_examples_columnar.py": 20,
-    "tests/pipeline/test_tuning.py": 17,
-    "tests/pipeline/test_replica_scaling.py": 16,
-    "tests/metrics/test_ranking.py": 10,
-    "tests/test_foundation.py": 8,
+    "tests/baselines/test_baselines.py": 55,
+    "tests/serving/test_serving_server.py": 48,
+    "tests/pipeline/test_portable_beam.py": 38,
+    "tests/pipeline/test_trainer_distributed.py": 36,
+    "tests/export/test_two_stage.py": 26,
+    "tests/pipeline/test_preprocessing.py": 25,
+    "tests/data/test_data_schema.py": 24,
+    "tests/export/test_signatures.py": 21,
+    "tests/data/test_data_examples.py": 21,
+    "tests/pipeline/test_tuning.py": 19,
+    "tests/data/test_data_examples_columnar.py": 17,
+    "tests/pipeline/test_replica_scaling.py": 15,
+    "tests/metrics/test_ranking.py": 11,
+    "tests/test_foundation.py": 9,
     "tests/pipeline/test_fit_model.py": 8,
     "tests/data/test_data_cli.py": 8,
     "tests/serving/test_serving_allocator.py": 7,
-    "tests/data/test_data_importers.py": 7,
-    "tests/data/test_data_component.py": 6,
+    "tests/serving/test_serving_units.py": 7,
+    "tests/data/test_data_importers.py": 5,
 }
 
 
