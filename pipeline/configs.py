@@ -212,7 +212,8 @@ class PipelineConfig:
         """The Trainer's custom_config: `settings` (default: `trainer_settings()`) and the code
         version, which makes a rerun after a code change retrain instead of reusing TFX's cached
         model (run_fn is given by module path, which TFX does not fingerprint)."""
-        settings = settings or self.trainer_settings()
+        if settings is None:
+            settings = self.trainer_settings()
         return {**settings.to_custom_config(), "code_version": code_version()}
 
     def tuner_custom_config(self) -> dict:
