@@ -60,6 +60,23 @@ LOSS_TERMS = ("ccl", "ccl_pos", "ccl_neg", "ce", "ce_pos", "ce_neg", "cui")
 AUGMENTATION_TERMS = ("ccl", "ccl_pos", "ccl_neg", "ce_pos", "ce_neg")
 
 
+def layer_sizes(value, name: str = "mlp_units") -> tuple[int, ...]:
+    """Hidden-layer sizes as a tuple of ints: a list (`[200, 80]`) or one int (`16`, what
+    `--model mlp_units=16` gives) for a single layer. Anything else raises a ValueError that
+    names the setting (a bare int used to fail deep in the Trainer with a TypeError)."""
+    values = [value] if isinstance(value, int) else value
+    try:
+        sizes = tuple(int(u) for u in values)
+        exact = all(
+            not isinstance(u, (bool, str)) and u == n for u, n in zip(values, sizes, strict=True)
+        )
+    except (TypeError, ValueError):
+        exact = False
+    if not exact:
+        raise ValueError(f"{name} must be a list of layer sizes, e.g. [200, 80], got {value!r}")
+    return sizes
+
+
 @dataclasses.dataclass
 class CCL4RecConfig:
     """Hyper-parameters of CCL4Rec.
@@ -188,7 +205,7 @@ class CCL4RecConfig:
     seed: int = 0
 
     def __post_init__(self):
-        self.mlp_units = tuple(int(u) for u in self.mlp_units)
+        self.mlp_units = layer_sizes(self.mlp_units)
         self.validate()
 
     # --- derived values -----------------------------------------------------------------------

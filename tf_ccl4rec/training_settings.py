@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from tf_ccl4rec import model_registry
-from tf_ccl4rec.config import PRESETS, CCL4RecConfig
+from tf_ccl4rec.config import AUTO_REPRESENTATION, PRESETS, CCL4RecConfig
 
 DISTRIBUTIONS = ("auto", "mirrored", "multi_worker", "default")  # tf_ccl4rec/distribution.py
 CUSTOM_CONFIG_KEY = "trainer_settings"  # the one key of the Trainer's custom_config
@@ -98,8 +98,30 @@ class TrainerSettings:
             problems.append(
                 f"unknown model settings {unknown} (README 'Model settings' lists them)"
             )
+        elif self.preset in PRESETS:
+            problems.extend(self._model_value_problems())
         if problems:
             raise ValueError("TrainerSettings: " + "; ".join(problems))
+
+    def _model_value_problems(self) -> list[str]:
+        """The model settings' values checked now, by the config the Trainer will build, with
+        placeholders for what Transform and the data decide (vocabulary size, OOV buckets,
+        content width): a bad value fails here, not minutes later inside the Trainer."""
+        values = {**PRESETS[self.preset], **self.model}
+        values.update(
+            vocab_size=1,
+            num_oov_buckets=1,
+            max_history=int(self.transform.get("max_history") or 1),
+        )
+        if values.get("video_representation", "id") != "id":
+            if values["video_representation"] == AUTO_REPRESENTATION:
+                values["video_representation"] = "content"
+            values["content_feature_dim"] = values.get("content_feature_dim") or 1
+        try:
+            CCL4RecConfig.from_dict(values)
+        except (TypeError, ValueError) as err:
+            return [f"model settings: {err}"]
+        return []
 
     def for_count(self, model_type: str) -> TrainerSettings:
         """These settings for the count `model_type` (one of `model_registry.COUNTING_TYPES`):

@@ -37,3 +37,23 @@ def test_run_key_changes_with_the_code(monkeypatch):
     assert before == runs.run_key(run, prepared, "alpine", (10, 50))
     monkeypatch.setattr(runs, "code_version", lambda: "bbbb")
     assert runs.run_key(run, prepared, "alpine", (10, 50)) != before
+
+
+def test_runs_of_the_same_model_share_a_key_however_their_overrides_are_written():
+    prepared = types.SimpleNamespace(stats={"rows": 1}, data_dir="/data", max_history=50)
+
+    def key(**overrides):
+        return runs.run_key(runs.spec("x", **overrides), prepared, "alpine", (10, 50))
+
+    full = key(**runs.CONTRASTIVE)
+    # easy2hard is CCL4RecConfig's default strategy and 4 its default Np = Nn: the strategies'
+    # easy2hard and the Np sweep's 4 are the ablation's full model, one run.
+    assert key(**runs.CONTRASTIVE, strategy="easy2hard") == full
+    assert key(**runs.CONTRASTIVE, num_positives=4, num_negatives=4) == full
+    assert key(**runs.CONTRASTIVE, mlp_units=[200, 80]) == full  # the default layers
+    # A value the default preset already sets (embedding_dim 32): the same model.
+    assert key(**runs.CONTRASTIVE, embedding_dim=32) == full
+    assert key(**runs.CONTRASTIVE, strategy="random") != full
+    assert key(**runs.CONTRASTIVE, num_positives=3, num_negatives=3) != full
+    assert key(**runs.CONTRASTIVE, seed=1) != full
+    assert key() != full  # the default preset trains no contrastive term

@@ -75,6 +75,11 @@ def test_defaults_come_from_one_place(tmp_path):
         ({"max_epochs": 0}, "max_epochs"),
         ({"train_steps": 0}, "train_steps"),
         ({"model": {"embeding_dim": 8}}, r"unknown model settings \['embeding_dim'\]"),
+        # Values, not only names, are checked by the config the Trainer builds.
+        ({"model": {"embedding_dim": 0}}, "model settings: .*embedding_dim must be >= 1"),
+        ({"model": {"strategy": "hardest"}}, "model settings: .*strategy must be one of"),
+        ({"model": {"mlp_units": "wide"}}, r"mlp_units must be a list of layer sizes.*'wide'"),
+        ({"model": {"mlp_units": [16, 2.5]}}, "mlp_units must be a list of layer sizes"),
     ],
 )
 def test_a_setting_that_cannot_be_honoured_is_an_error(overrides, message):
@@ -112,12 +117,26 @@ def test_epoch_plan():
     assert epoch_plan(1000, 32, TrainerSettings(model_type="user_item_rate")) == (1, 31)
 
 
-def test_pipeline_run_with_an_unknown_model_setting_stops_before_anything_runs(tmp_path, capsys):
+def test_one_int_is_a_one_layer_mlp():
+    # `--model mlp_units=16` parses (JSON) to 16: one hidden layer, for CCL4Rec and a baseline.
+    from tf_ccl4rec.baselines.base import BaselineConfig
+    from tf_ccl4rec.config import CCL4RecConfig
+
+    assert TrainerSettings(model={"mlp_units": 16}).model == {"mlp_units": 16}
+    assert CCL4RecConfig(mlp_units=16).mlp_units == (16,)
+    assert BaselineConfig(vocab_size=5, mlp_units=16).mlp_units == (16,)
+
+
+@pytest.mark.parametrize("setting", ["foo=1", "mlp_units=[0]"])
+def test_pipeline_run_with_a_bad_model_setting_stops_before_anything_runs(
+    setting, tmp_path, capsys
+):
     # Checked when the flags are read, not by the Trainer after the data stages have run.
     root = tmp_path / "root"
-    args = _parse(["run", "--data", str(tmp_path), "--root", str(root), "--model", "foo=1"])
+    args = _parse(["run", "--data", str(tmp_path), "--root", str(root), "--model", setting])
     assert cli.run(args) == cli.EXIT_INVALID_SETTING == 2
     err = capsys.readouterr().err
-    assert "pipeline: invalid setting:" in err and "['foo']" in err
+    assert "pipeline: invalid setting:" in err
+    assert ("['foo']" if setting == "foo=1" else "mlp_units must be positive") in err
     assert "Traceback" not in err
     assert not root.exists()

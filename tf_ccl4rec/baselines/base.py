@@ -14,7 +14,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tf_ccl4rec import features as F
-from tf_ccl4rec.config import CCL4RecConfig
+from tf_ccl4rec.config import CCL4RecConfig, layer_sizes
 from tf_ccl4rec.distribution import ReplicaScaledTrainStep, per_replica
 from tf_ccl4rec.tracing import VariablesBeforeTracing
 
@@ -44,7 +44,7 @@ class BaselineConfig:
     seed: int = 0
 
     def __post_init__(self):
-        self.mlp_units = tuple(int(u) for u in self.mlp_units)
+        self.mlp_units = layer_sizes(self.mlp_units)
         problems = []
         if self.vocab_size < 1:
             problems.append(f"vocab_size must be >= 1, got {self.vocab_size}")

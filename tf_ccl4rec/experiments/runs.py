@@ -7,8 +7,9 @@ After every epoch it records the mean of each loss term and the eval AUC / P@K (
 at the end it evaluates (`experiments.metrics`), times training and inference and counts
 parameters. Results and weights are cached under
 `<runs_dir>/<key>/`, keyed by everything that changes the run, so studies that share a model
-(the ablation's full model is also the baselines' and the case study's) train it once;
-runs are keyed by their overrides, so e.g. strategy=easy2hard (the default) is a separate run.
+train it once. The key holds the model settings in effect (defaults, preset, overrides), not the
+overrides as written: the strategies' easy2hard and the Np sweep's Np = Nn = 4 are the
+ablation's full model, the case study's too, and are trained once for all four.
 The key also covers the code (`code_version`: a hash of the source files that define the model,
 its training and its evaluation), so a changed model never comes back from the cache; entries of
 older code are just no longer matched (delete `<runs_dir>` to reclaim their disk space).
@@ -28,7 +29,7 @@ import tensorflow as tf
 from tf_ccl4rec import features as F
 from tf_ccl4rec import model_registry
 from tf_ccl4rec.code_version import code_version
-from tf_ccl4rec.config import CCL4RecConfig
+from tf_ccl4rec.config import PRESETS, CCL4RecConfig, layer_sizes
 from tf_ccl4rec.experiments import metrics
 from tf_ccl4rec.model import CCL4RecModel
 from tf_ccl4rec.trainer import (
@@ -89,12 +90,20 @@ def _config(run: RunSpec, prepared) -> CCL4RecConfig:
     return model_config(settings, prepared.tft_output())
 
 
+def effective_values(run: RunSpec) -> dict:
+    """The model settings a run trains with: CCL4RecConfig's defaults, the preset, the overrides
+    (and the seed). Two runs with equal values train the same model."""
+    defaults = {f.name: f.default for f in dataclasses.fields(CCL4RecConfig)}
+    values = {**defaults, **PRESETS[run.preset], **run.model_values()}
+    values["mlp_units"] = list(layer_sizes(values["mlp_units"]))
+    return values
+
+
 def run_key(run: RunSpec, prepared, protocol: str, ks) -> str:
     payload = {
         "code": code_version(),
         "model_type": run.model_type,
-        "model": run.model_values(),
-        "preset": run.preset,
+        "model": effective_values(run),
         "max_epochs": run.max_epochs,
         "trainer": [TRAINER.validation_fraction, TRAINER.early_stopping_patience, TRAINER.refit],
         "data": prepared.stats,
