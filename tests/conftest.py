@@ -1,7 +1,6 @@
 """Test-wide setup: tf-keras before TensorFlow, the xdist layout, the artifacts several modules share.
 
-`make test` (and a bare `pytest`) run on one xdist worker more than the machine has cores (3 on
-the project's 2-core machines; pyproject's `-n auto --dist loadfile`):
+`make test` (and a bare `pytest`) run on 2 xdist workers (pyproject's `-n auto --dist loadfile`):
 each module runs on one worker, so its module fixtures are built once, and the modules that
 share a session artifact (SHARED) run on the same worker, which builds it once. Naming test files
 or node ids (`pytest tests/x.py::test_y`) runs them in this process, without workers.
@@ -19,11 +18,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 import pytest  # noqa: E402
 
-# One worker more than the cores: a worker that waits (on a subprocess, a server, a gRPC call, a
-# Beam job) leaves its core idle. The whole suite on 2 cores (2026-12-03): 2 workers used 82 %
-# of the CPU over the run (1,047 CPU-s in 10:36: CPU-s / (2 x wall)), 3 workers 98 % (/proc/stat
-# every 5 s; 1,087 CPU-s in 9:20). Capped: each worker is a TensorFlow process of up to ~1.7 GB.
-MAX_WORKERS = 8
+MAX_WORKERS = 2  # the project's machines have 2 cores; each worker is a TensorFlow process
 
 # Modules that read one session artifact: one scheduling unit under xdist. (Not `xdist_group`
 # marks: xdist 3.8 suffixes `item._nodeid`, which pytest 9 no longer reads, so they do nothing.)
@@ -34,40 +29,40 @@ SHARED = {
 }
 
 # Seconds each unit took in a measured run of the whole suite (sum of its tests' setup + call +
-# teardown on its worker; units under 8 s left out). Under xdist the units start longest first
+# teardown on its worker; units under 5 s left out). Under xdist the units start longest first
 # (what xdist's loadfile scheduler sends next is the next unit of the collection order, to the
-# first worker with <= 2 tests pending): greedy longest-first keeps the workers' totals close,
-# and no long unit starts last. Unlisted units follow in collection order. Re-measure with
+# first worker with <= 2 tests pending): greedy longest-first keeps the two workers' totals
+# close, and no long unit starts last. Unlisted units follow in collection order. Re-measure with
 # `--durations` (or per-test wall times) after changing a long test, and update the figures.
-# Measured 2026-12-03 on 3 workers sharing 2 cores (so ~1.5x each unit's CPU time), one intra-op
-# thread each: 1,712 test-seconds, 10 min 8 s of pytest in a slow hour (1,106 CPU-s).
+# Measured 2026-12-03 at a6104cb on 2 workers, nothing else running, one intra-op thread each:
+# 1,045 test-seconds, 9 min 2 s of pytest (this machine's speed varies by hour: 30 minutes
+# earlier, the same tests without the count change ran in 7 min 15 s, 834 test-seconds).
 UNIT_SECONDS = {
-    "tiny_pipeline": 310,
-    "tests/experiments/test_experiments_smoke.py": 230,
-    "tests/model/test_model.py": 184,
-    "tests/model/test_tracing.py": 105,
-    "tests/bench/test_bench_cli.py": 100,
-    "tests/serving/test_serving_server.py": 95,
-    "tests/baselines/test_baselines.py": 76,
-    "tests/pipeline/test_multi_worker.py": 76,
-    "tests/pipeline/test_portable_beam.py": 62,
-    "tests/pipeline/test_trainer_distributed.py": 51,
-    "tests/pipeline/test_preprocessing.py": 46,
-    "tests/export/test_two_stage.py": 46,
-    "tests/data/test_data_examples.py": 38,
-    "tests/data/test_data_schema.py": 38,
-    "tests/pipeline/test_tuning.py": 38,
-    "tests/export/test_signatures.py": 36,
-    "tests/data/test_data_examples_columnar.py": 36,
-    "tests/pipeline/test_replica_scaling.py": 25,
-    "tests/metrics/test_ranking.py": 17,
-    "tests/pipeline/test_fit_model.py": 15,
-    "tests/data/test_data_cli.py": 14,
-    "tests/serving/test_serving_allocator.py": 13,
-    "tests/data/test_data_importers.py": 12,
-    "tests/test_foundation.py": 12,
-    "tests/data/test_data_component.py": 9,
-    "tests/serving/test_serving_units.py": 8,
+    "tiny_pipeline": 201,
+    "tests/experiments/test_experiments_smoke.py": 116,
+    "tests/model/test_model.py": 100,
+    "tests/model/test_tracing.py": 90,
+    "tests/bench/test_bench_cli.py": 63,
+    "tests/pipeline/test_multi_worker.py": 58,
+    "tests/baselines/test_baselines.py": 55,
+    "tests/serving/test_serving_server.py": 48,
+    "tests/pipeline/test_portable_beam.py": 38,
+    "tests/pipeline/test_trainer_distributed.py": 36,
+    "tests/export/test_two_stage.py": 26,
+    "tests/pipeline/test_preprocessing.py": 25,
+    "tests/data/test_data_schema.py": 24,
+    "tests/export/test_signatures.py": 21,
+    "tests/data/test_data_examples.py": 21,
+    "tests/pipeline/test_tuning.py": 19,
+    "tests/data/test_data_examples_columnar.py": 17,
+    "tests/pipeline/test_replica_scaling.py": 15,
+    "tests/metrics/test_ranking.py": 11,
+    "tests/test_foundation.py": 9,
+    "tests/pipeline/test_fit_model.py": 8,
+    "tests/data/test_data_cli.py": 8,
+    "tests/serving/test_serving_allocator.py": 7,
+    "tests/serving/test_serving_units.py": 7,
+    "tests/data/test_data_importers.py": 5,
 }
 
 
@@ -78,13 +73,12 @@ def unit(nodeid: str) -> str:
 
 
 def pytest_xdist_auto_num_workers(config):
-    """`-n auto`: cores + 1 workers for the suite or a directory; none for named files or node
-    ids (one module gains nothing from workers, which each import TensorFlow and collect it
-    again)."""
+    """`-n auto`: 2 workers for the suite or a directory; none for named files or node ids (one
+    module gains nothing from workers, which each import TensorFlow and collect it again)."""
     args = [a for a in config.args if not a.startswith("-")]
     if args and all("::" in a or a.endswith(".py") for a in args):
         return 0
-    return min(MAX_WORKERS, (os.cpu_count() or 1) + 1)
+    return min(MAX_WORKERS, os.cpu_count() or 1)
 
 
 def pytest_xdist_make_scheduler(config, log):
