@@ -16,7 +16,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
+import gc  # noqa: E402
+
 import pytest  # noqa: E402
+
+# TensorFlow tracing allocates millions of container objects: at Python's default thresholds
+# (700, 10, 10) the collector ran 2,538 times (14 full passes over every TF graph object) in
+# test_tracing + part of test_model, 7.0 CPU s; at these, 81 times (1 full), 3.8 s. Test processes
+# only: the suite's memory (24 GiB here) has room for the garbage collected later.
+gc.set_threshold(20_000, 20, 10)
 
 MAX_WORKERS = 2  # the project's machines have 2 cores; each worker is a TensorFlow process
 
@@ -34,35 +42,36 @@ SHARED = {
 # first worker with <= 2 tests pending): greedy longest-first keeps the two workers' totals
 # close, and no long unit starts last. Unlisted units follow in collection order. Re-measure with
 # `--durations` (or per-test wall times) after changing a long test, and update the figures.
-# Measured 2026-12-03 at a6104cb on 2 workers, nothing else running, one intra-op thread each:
-# 1,045 test-seconds, 9 min 2 s of pytest (this machine's speed varies by hour: 30 minutes
-# earlier, the same tests without the count change ran in 7 min 15 s, 834 test-seconds).
+# Measured 2026-12-03 evening on the working tree after 8739e06, 2 workers, one intra-op thread
+# each, in a slow hour (the same tests ran ~1.3x faster earlier that day; only the order matters).
 UNIT_SECONDS = {
-    "tiny_pipeline": 201,
-    "tests/experiments/test_experiments_smoke.py": 116,
-    "tests/model/test_model.py": 100,
-    "tests/model/test_tracing.py": 90,
-    "tests/bench/test_bench_cli.py": 63,
-    "tests/pipeline/test_multi_worker.py": 58,
-    "tests/baselines/test_baselines.py": 55,
-    "tests/serving/test_serving_server.py": 48,
-    "tests/pipeline/test_portable_beam.py": 38,
-    "tests/pipeline/test_trainer_distributed.py": 36,
-    "tests/export/test_two_stage.py": 26,
-    "tests/pipeline/test_preprocessing.py": 25,
-    "tests/data/test_data_schema.py": 24,
-    "tests/export/test_signatures.py": 21,
-    "tests/data/test_data_examples.py": 21,
-    "tests/pipeline/test_tuning.py": 19,
-    "tests/data/test_data_examples_columnar.py": 17,
-    "tests/pipeline/test_replica_scaling.py": 15,
-    "tests/metrics/test_ranking.py": 11,
-    "tests/test_foundation.py": 9,
-    "tests/pipeline/test_fit_model.py": 8,
-    "tests/data/test_data_cli.py": 8,
-    "tests/serving/test_serving_allocator.py": 7,
-    "tests/serving/test_serving_units.py": 7,
-    "tests/data/test_data_importers.py": 5,
+    "tiny_pipeline": 257,
+    "tests/experiments/test_experiments_smoke.py": 171,
+    "tests/model/test_model.py": 136,
+    "tests/bench/test_bench_cli.py": 133,
+    "tests/model/test_tracing.py": 93,
+    "tests/pipeline/test_multi_worker.py": 87,
+    "tests/serving/test_serving_server.py": 77,
+    "tests/baselines/test_baselines.py": 67,
+    "tests/pipeline/test_trainer_distributed.py": 60,
+    "tests/pipeline/test_portable_beam.py": 53,
+    "tests/export/test_two_stage.py": 50,
+    "tests/export/test_signatures.py": 48,
+    "tests/pipeline/test_preprocessing.py": 43,
+    "tests/data/test_data_examples.py": 40,
+    "tests/pipeline/test_tuning.py": 39,
+    "tests/data/test_data_schema.py": 38,
+    "tests/data/test_data_examples_columnar.py": 37,
+    "tests/pipeline/test_replica_scaling.py": 26,
+    "tests/metrics/test_ranking.py": 21,
+    "tests/pipeline/test_fit_model.py": 16,
+    "tests/data/test_data_cli.py": 16,
+    "tests/serving/test_serving_allocator.py": 14,
+    "tests/test_foundation.py": 13,
+    "tests/serving/test_serving_units.py": 12,
+    "tests/data/test_data_importers.py": 12,
+    "tests/data/test_data_component.py": 9,
+    "tests/bench/test_bench_flops.py": 6,
 }
 
 

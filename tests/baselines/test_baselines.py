@@ -106,6 +106,33 @@ def test_learning_baseline_trains_and_ranks_held_out_rows(model_type, data):
     assert embedding.shape[0] == 12 and np.isfinite(embedding).all()
 
 
+def test_the_cpu_lstm_layer_is_keras_lstm_with_the_same_weights():
+    """`lstm_layer` without a GPU (the generic RNN over LSTMCell, traced once) computes what
+    Keras's LSTM computes: same weight names and shapes, same last states with right padding and
+    an empty history, eagerly and in a tf.function, and the same gradients."""
+    from tf_ccl4rec.baselines.models import lstm_layer
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is visible: lstm_layer builds Keras's LSTM itself")
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(4, 5, 3)).astype(np.float32))
+    mask = tf.sequence_mask([5, 2, 1, 0], 5)  # right padding; the last history is empty
+    generic, keras = lstm_layer(6, name="lstm"), tf.keras.layers.LSTM(6, name="lstm")
+    assert not isinstance(generic, tf.keras.layers.LSTM)
+    generic(x, mask=mask), keras(x, mask=mask)
+    assert [w.name for w in generic.weights] == [w.name for w in keras.weights]
+    keras.set_weights(generic.get_weights())
+    for call in (lambda layer: layer(x, mask=mask), tf.function(lambda layer: layer(x, mask=mask))):
+        with tf.GradientTape(persistent=True) as tape:
+            got, want = call(generic), call(keras)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got.numpy()[3], 0.0)  # empty history: the zero state
+        for g, w in zip(
+            tape.gradient(got, generic.weights), tape.gradient(want, keras.weights), strict=True
+        ):
+            np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("model_type", LEARNING + ("popularity",))
 def test_padding_and_empty_histories(model_type, data):
     train_rows, _ = data

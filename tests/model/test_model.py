@@ -223,7 +223,9 @@ def _assert_falls(losses, label):
 def test_training_loss_falls(ablate):
     overrides = {f"use_{ablate}": False} if ablate else {}
     cfg = CCL4RecConfig(**SMALL, **overrides)
-    model, losses, history = train(cfg)
+    # 150 steps, as the strategies': the last-30 mean was 0.62-0.85 of the first-30 mean for every
+    # ablation (300 steps cost 3 s more each, 8 times).
+    model, losses, history = train(cfg, steps=150)
     _assert_falls(losses, f"without {ablate}" if ablate else "all losses")
     logged = set(history.history)
     for term in LOSS_TERMS:
@@ -231,7 +233,7 @@ def test_training_loss_falls(ablate):
     if cfg.use_cui:
         assert history.history["cui_user_fraction"][-1] > 0.5
     assert history.history["augmented_row_fraction"][-1] > 0.5
-    assert model.training_progress.numpy() == pytest.approx(299 / 300)
+    assert model.training_progress.numpy() == pytest.approx(149 / 150)
 
 
 def test_model_learns_the_planted_structure():
