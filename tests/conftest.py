@@ -16,15 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
-import gc  # noqa: E402
-
 import pytest  # noqa: E402
-
-# TensorFlow tracing allocates millions of container objects: at Python's default thresholds
-# (700, 10, 10) the collector ran 2,538 times (14 full passes over every TF graph object) in
-# test_tracing + part of test_model, 7.0 CPU s; at these, 81 times (1 full), 3.8 s. Test processes
-# only: the suite's memory (24 GiB here) has room for the garbage collected later.
-gc.set_threshold(20_000, 20, 10)
 
 MAX_WORKERS = 2  # the project's machines have 2 cores; each worker is a TensorFlow process
 
