@@ -52,21 +52,25 @@ for lock in "${locks[@]}"; do requirements+=(-r "$lock"); done
 # --compile-bytecode: machines that set PYTHONDONTWRITEBYTECODE=1 (these do) never cache .pyc, so
 # every process recompiled TensorFlow on import (measured: 10.5 -> 3.9 CPU s per `import
 # tensorflow`; the suite starts dozens of processes). About 50 CPU s once, here.
-install=(env VIRTUAL_ENV="$venv" "$venv/bin/uv" pip install --python "$venv/bin/python")
+uv_install=(env VIRTUAL_ENV="$venv" "$venv/bin/uv" pip install --python "$venv/bin/python")
 # The locks pin every version, so uv's cache, where it holds them all, is enough: --offline
 # installs from it without asking the index about 254 packages (measured: "Resolved 254 packages
 # in 34.41s" online, 120 ms offline) nor rebuilding the 7 sdists this index reports as modified.
 # A cache without them fails in ~0.1 s ("not found in the cache"), and the online install runs.
-if "${install[@]}" --offline --compile-bytecode "${requirements[@]}" 2>"$venv/offline.log"; then
-  grep -v '^ [-+] ' "$venv/offline.log" || true  # uv's summary lines, not the 254 package lines
-  echo "bootstrap: installed from uv's cache (it held every locked version)"
-else
-  missing=$(sed -n 's/.*Because \([^ ]*\) was not found in the cache.*/\1/p' "$venv/offline.log" | head -1)
-  echo "bootstrap: uv's cache lacks locked versions (${missing:-see the message below}); installing from the index"
-  [[ -n "$missing" ]] || cat "$venv/offline.log" >&2
-  "${install[@]}" --compile-bytecode "${requirements[@]}"
-fi
-rm -f "$venv/offline.log"
-"${install[@]}" --offline --no-deps -e . 2>/dev/null || "${install[@]}" --no-deps -e .
+install() {
+  local log="$venv/offline.log" missing
+  if "${uv_install[@]}" --offline "$@" 2>"$log"; then
+    grep -v '^ [-+] ' "$log" || true  # uv's summary lines, not one line per package
+    echo "bootstrap: installed from uv's cache (it held every version asked for)"
+  else
+    missing=$(sed -n 's/.*Because \([^ ]*\) was not found in the cache.*/\1/p' "$log" | head -1)
+    echo "bootstrap: uv's cache lacks ${missing:-a version asked for (see the message below)}; installing from the index"
+    [[ -n "$missing" ]] || cat "$log" >&2
+    "${uv_install[@]}" "$@"
+  fi
+  rm -f "$log"
+}
+install --compile-bytecode "${requirements[@]}"
+install --no-deps -e .
 echo "$want" > "$stamp"
 echo "bootstrap: done in $(( $(date +%s) - start )) s"

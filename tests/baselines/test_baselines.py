@@ -7,6 +7,7 @@ from autograph_spy import no_conversions_of_ours
 
 from tf_ccl4rec import features as F
 from tf_ccl4rec.baselines import BaselineConfig
+from tf_ccl4rec.baselines.models import lstm_layer
 from tf_ccl4rec.model import CCL4RecModel
 from tf_ccl4rec.model_registry import MODEL_TYPES, build_model
 
@@ -110,8 +111,6 @@ def test_the_cpu_lstm_layer_is_keras_lstm_with_the_same_weights():
     """`lstm_layer` without a GPU (the generic RNN over LSTMCell, traced once) computes what
     Keras's LSTM computes: same weight names and shapes, same last states with right padding and
     an empty history, eagerly and in a tf.function, and the same gradients."""
-    from tf_ccl4rec.baselines.models import lstm_layer
-
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is visible: lstm_layer builds Keras's LSTM itself")
     rng = np.random.default_rng(0)

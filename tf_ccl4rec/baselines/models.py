@@ -93,7 +93,7 @@ def lstm_layer(units: int, name: str) -> tf.keras.layers.Layer:
     Keras's `LSTM` traces two implementations of its step in graph mode (generic and cuDNN) and
     lets grappler pick one at run time; with no GPU visible only the generic one can run, so the
     generic RNN over the same `LSTMCell` (same weights and names, same maths) is built instead
-    and traces once (tests/model/test_tracing.py's LSTM case 14.0 -> 6.9 s).
+    and traces once (tests/model/test_tracing.py's LSTM case 14.0 -> 7.0 s).
     """
     if tf.config.list_physical_devices("GPU"):
         return tf.keras.layers.LSTM(units, name=name)
