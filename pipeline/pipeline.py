@@ -124,7 +124,7 @@ def create_components(config: PipelineConfig) -> list:
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        eval_config=make_gate_config(config.auc_floor, -config.max_auc_drop),
+        eval_config=make_gate_config(-config.max_auc_drop),
     ).with_id("evaluator_vs_last_blessed")
     push_base = os.path.join(config.serving_base, SERVING_MODEL_NAME)
     gate = BlessingGate(

@@ -116,10 +116,12 @@ def test_rerun_uses_cache_pushes_nothing_new_and_auc_floor_blocks_the_push(tiny_
     assert summary.blessed is True and not summary.pushed
     assert summary.already_serving.rstrip("/") == first.pushed_path.rstrip("/")
     assert any("already serving" in line for line in summary.lines())
-    # Same model, impossible floor (auc_floor=0.999): evaluated again, not blessed, nothing new
-    # pushed.
+    # Same model, impossible floor (auc_floor=0.999): evaluated again against the count, not
+    # blessed, nothing new pushed. The floor is the full evaluation's alone (make_gate_config):
+    # the comparison with the last blessed model has the same inputs and config, so it is cached.
     summary = tiny_pipeline.strict
     assert summary.timings["Trainer"][1]
+    assert not summary.timings["Evaluator"][1] and summary.timings["evaluator_vs_last_blessed"][1]
     assert summary.blessed is False and not summary.pushed and not summary.already_serving
     assert tiny_pipeline.versions["strict"] == before
 

@@ -49,17 +49,23 @@ def push_dir(tmp_path_factory, serving_transform):
     """A push dir with versions 1 and 2 of a REAL exported CCL4Rec model (TFT + CCL4RecModel +
     export_serving_model; same vocabulary, different weights), a models.config (labels stable=1,
     canary=2), the in-process models and the vocabulary."""
+    from tf_ccl4rec.export import export_serving_model
     from tf_ccl4rec.testing import build_serving_model, vocabulary
 
     base = str(tmp_path_factory.mktemp("push"))
-    for version in (1, 2):
-        _, _, tft_output, _ = build_serving_model(
-            str(tmp_path_factory.mktemp(f"build{version}")),
-            train_steps=10,
-            seed=version,
-            export_dir=os.path.join(base, MODEL, str(version)),
-            transform=serving_transform,  # one Transform: the versions share the vocabulary
-        )
+    _, model, tft_output, rows = build_serving_model(
+        str(tmp_path_factory.mktemp("build")),
+        train_steps=10,
+        seed=1,
+        export_dir=os.path.join(base, MODEL, "1"),
+        transform=serving_transform,
+    )
+    # Version 2: the same model after 10 more steps (its train step is traced already), so the
+    # versions share the vocabulary and differ in weights; the tests check that they answer apart.
+    columns = {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
+    model.fit(tf.data.Dataset.from_tensor_slices(columns).repeat().batch(16),
+              steps_per_epoch=10, epochs=1, verbose=0)  # fmt: skip
+    export_serving_model(model, tft_output, os.path.join(base, MODEL, "2"))
     vocab = vocabulary(tft_output)
     config = mc.write_config(
         os.path.join(base, mc.CONFIG_FILE),
