@@ -20,7 +20,7 @@ from pipeline.components.blessing_gate import ALREADY_SERVING_KEY
 from pipeline.configs import SERVING_MODEL_NAME, PipelineConfig
 from pipeline.pipeline import EVALUATOR_ID, GATE_ID
 from tf_ccl4rec import mlmd
-from tf_ccl4rec.beam_pickling import skip_unchanged_dill_trace
+from tf_ccl4rec.beam_overhead import trim_beam_overhead
 from tf_ccl4rec.tracing import keep_autograph_out_of_keras
 
 # How often the progress thread looks at MLMD while the pipeline runs (seconds).
@@ -291,7 +291,7 @@ def _run_locked(config: PipelineConfig, echo) -> RunSummary:
         config.pipeline_root, "logs", f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     )
     pipeline = local_pipeline(config)
-    skip_unchanged_dill_trace()  # the in-process Beam stages (tf_ccl4rec/beam_pickling.py)
+    trim_beam_overhead()  # the in-process Beam stages (tf_ccl4rec/beam_overhead.py)
     # Importing tf_ccl4rec.tracing did this already; said here because a run whose Trainer
     # comes from the cache imports no model, and its Evaluator needs it as much.
     keep_autograph_out_of_keras()

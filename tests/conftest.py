@@ -102,6 +102,15 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: -UNIT_SECONDS.get(unit(item.nodeid), 0))  # stable: module order
 
 
+@pytest.fixture(scope="session", autouse=True)
+def trimmed_beam():
+    """Every test process runs Beam as `ccl4rec pipeline run` and the CLIs do
+    (tf_ccl4rec/beam_overhead.py), whichever test happens to run a pipeline first."""
+    from tf_ccl4rec.beam_overhead import trim_beam_overhead
+
+    trim_beam_overhead()
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """The pipeline tests' 40-user synthetic log (see tests/shared_artifacts.py)."""

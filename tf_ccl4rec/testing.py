@@ -58,9 +58,9 @@ def random_raw_rows(num_rows=200, num_videos=30, num_users=12, max_history=8, se
 
 def analyze(rows, transform_dir, settings=None):
     """Runs TFT analyze + transform on rows; returns (TFTransformOutput, transformed rows)."""
-    from tf_ccl4rec.beam_pickling import skip_unchanged_dill_trace
+    from tf_ccl4rec.beam_overhead import trim_beam_overhead
 
-    skip_unchanged_dill_trace()  # as `ccl4rec pipeline run` does
+    trim_beam_overhead()  # as `ccl4rec pipeline run` does
     spec = raw_feature_spec()
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):

@@ -121,11 +121,11 @@ def test_example_validator_in_a_local_dag(tmp_path):
     )
 
     from pipeline.components import CCL4RecExampleGen
-    from tf_ccl4rec.beam_pickling import skip_unchanged_dill_trace
+    from tf_ccl4rec.beam_overhead import trim_beam_overhead
     from tf_ccl4rec.beam_runner import pipeline_args
     from tf_ccl4rec.data import synth
 
-    skip_unchanged_dill_trace()  # as `ccl4rec pipeline run` does (tf_ccl4rec/beam_pickling.py)
+    trim_beam_overhead()  # as `ccl4rec pipeline run` does (tf_ccl4rec/beam_overhead.py)
 
     raw = str(tmp_path / "raw")
     synth.write(

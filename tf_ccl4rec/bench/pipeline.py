@@ -74,9 +74,9 @@ def transform_examples(
     settings = {"max_history": max_history}
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from tf_ccl4rec.beam_pickling import skip_unchanged_dill_trace
+    from tf_ccl4rec.beam_overhead import trim_beam_overhead
 
-    skip_unchanged_dill_trace()  # as `ccl4rec pipeline run` does
+    trim_beam_overhead()  # as `ccl4rec pipeline run` does
     # (A portable runner's workers must reach the temp dir: here they share this host's /tmp.)
     with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):
         with beam.Pipeline(options=PipelineOptions(beam_args or [])) as pipeline:

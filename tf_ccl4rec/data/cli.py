@@ -177,10 +177,10 @@ def run_examples(
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from tf_ccl4rec.beam_pickling import skip_unchanged_dill_trace
+    from tf_ccl4rec.beam_overhead import trim_beam_overhead
     from tf_ccl4rec.data import examples, quality, raw_log, staging
 
-    skip_unchanged_dill_trace()
+    trim_beam_overhead()
 
     progress(f"examples: building from {data_root} -> {out}")
     t0 = time.perf_counter()

@@ -1,0 +1,147 @@
+"""tf_ccl4rec/beam_overhead.py: Beam's dill pickler clears every logger's cache twice per round
+trip (the guard stops it); Beam inspects the same DoFn methods' signatures again and again (the
+memo answers as Beam does, once per function)."""
+
+import functools
+import logging
+
+import apache_beam as beam
+import pytest
+from apache_beam.internal import dill_pickler
+from apache_beam.transforms import core, userstate
+from dill import _dill
+
+from tf_ccl4rec.beam_overhead import memoize_function_signatures, skip_unchanged_dill_trace
+
+ROUND_TRIPS = 50
+
+
+def cache_clears(monkeypatch):
+    """Round-trips a DoFn-like object through Beam's dill pickler; how often a logger cache was
+    cleared (what `Logger.setLevel` does)."""
+    calls = []
+    original = logging.Manager._clear_cache
+
+    def counting(manager):
+        calls.append(1)
+        original(manager)
+
+    monkeypatch.setattr(logging.Manager, "_clear_cache", counting)
+    payload = {"fn": lambda row: row + 1, "rows": list(range(10))}
+    for _ in range(ROUND_TRIPS):
+        assert dill_pickler.loads(dill_pickler.dumps(payload))["fn"](1) == 2
+    monkeypatch.setattr(logging.Manager, "_clear_cache", original)
+    return len(calls)
+
+
+def test_round_trips_stop_clearing_the_logger_caches(monkeypatch):
+    skip_unchanged_dill_trace()  # another test may have guarded it already: start unguarded
+    monkeypatch.setattr(_dill, "_trace", _dill._trace.__wrapped__)
+    # Beam 2.59: `_trace(False)` after each dumps and loads, each a setLevel (2 per round trip).
+    # If this fails, Beam stopped doing it and the guard can go.
+    assert cache_clears(monkeypatch) == 2 * ROUND_TRIPS
+    skip_unchanged_dill_trace()
+    skip_unchanged_dill_trace()  # idempotent: wraps once
+    assert _dill._trace.__wrapped__.__module__ == "dill._dill"
+    assert cache_clears(monkeypatch) == 0
+
+
+def test_the_trace_levels_are_unchanged():
+    skip_unchanged_dill_trace()
+    _dill._trace(True)
+    assert _dill.log.level == logging.INFO
+    _dill._trace(False)
+    assert _dill.log.level == logging.WARN
+
+
+# --- DoFn method signatures -----------------------------------------------------------------
+
+
+class _Stateful(beam.DoFn):
+    COUNT = userstate.ReadModifyWriteStateSpec("count", beam.coders.VarIntCoder())
+
+    def process(
+        self,
+        element,
+        count=beam.DoFn.StateParam(COUNT),  # noqa: B008 (Beam's idiom)
+        window=beam.DoFn.WindowParam,
+    ):
+        yield element
+
+    def finish_bundle(self):
+        pass
+
+
+def _plain(a, b=1, *rest, c=2, **extra):
+    return a
+
+
+@functools.wraps(_plain)
+def _wrapping(*args, **kwargs):
+    return _plain(*args, **kwargs)
+
+
+CALLABLES = {
+    "function": _plain,
+    "lambda": lambda x, y=3: x,
+    "wraps": _wrapping,
+    "bound method": _Stateful().process,
+    "builtin": len,
+    "partial": functools.partial(_plain, 1),
+}
+
+
+@pytest.fixture
+def memoized(monkeypatch):
+    """Beam's own function is restored after the test (another test may have patched it)."""
+    original = getattr(
+        core.get_function_args_defaults, "__wrapped__", core.get_function_args_defaults
+    )
+    monkeypatch.setattr(core, "get_function_args_defaults", original)
+    memoize_function_signatures()
+    memoize_function_signatures()  # idempotent: wraps once
+    assert core.get_function_args_defaults.__wrapped__ is original
+    return original
+
+
+@pytest.mark.parametrize("name", CALLABLES)
+def test_the_memo_answers_as_beam_does_and_fresh_lists_each_time(memoized, name):
+    f = CALLABLES[name]
+    expected = memoized(f)
+    first = core.get_function_args_defaults(f)
+    second = core.get_function_args_defaults(f)
+    assert first == expected and second == expected
+    assert first[0] is not second[0] and first[1] is not second[1]  # callers may mutate them
+
+
+def test_the_memo_inspects_a_function_once_for_any_instance(memoized, monkeypatch):
+    calls = []  # Beam's function inspects through core.get_signature
+    original_signature = core.get_signature
+    monkeypatch.setattr(core, "get_signature", lambda f: calls.append(f) or original_signature(f))
+    for _ in range(3):
+        core.get_function_args_defaults(_Stateful().process)  # a new instance each time
+        core.get_function_args_defaults(_plain)
+    assert len(calls) == 2  # one inspection each, whatever the instance
+    core.get_function_args_defaults(len)
+    core.get_function_args_defaults(len)
+    assert len(calls) == 4  # builtins are not remembered
+
+
+def test_a_redefined_function_is_inspected_again(memoized):
+    def f(x, y=1):
+        return x
+
+    assert core.get_function_args_defaults(f) == (["x", "y"], [1])
+    f.__defaults__ = (5,)
+    assert core.get_function_args_defaults(f) == (["x", "y"], [5])
+    f.__code__ = (lambda x, z, w=0: x).__code__
+    f.__defaults__ = (0,)
+    assert core.get_function_args_defaults(f) == (["x", "z", "w"], [0])
+
+
+def test_state_specs_are_still_found(memoized):
+    for _ in range(2):  # once inspected, once from the memo
+        states, timers = userstate.get_dofn_specs(_Stateful())
+        assert [s.name for s in states] == ["count"] and not timers
+        assert userstate.is_stateful_dofn(_Stateful())
+        assert not userstate.is_stateful_dofn(core.CallableWrapperDoFn(lambda x: x))
