@@ -7,6 +7,7 @@ or node ids (`pytest tests/x.py::test_y`) runs them in this process, without wor
 """
 
 import os
+import sys
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -104,11 +105,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def trimmed_beam():
-    """Every test process runs Beam as `ccl4rec pipeline run` and the CLIs do
-    (tf_ccl4rec/beam_overhead.py), whichever test happens to run a pipeline first."""
-    from tf_ccl4rec.beam_overhead import trim_beam_overhead
+    """Test processes run Beam as `ccl4rec pipeline run` and the CLIs do
+    (tf_ccl4rec/beam_overhead.py), whichever test happens to run a pipeline first. Only where the
+    collected modules loaded Beam: a run of one pure-model module does not pay its import (~2 s)."""
+    if "apache_beam" in sys.modules:
+        from tf_ccl4rec.beam_overhead import trim_beam_overhead
 
-    trim_beam_overhead()
+        trim_beam_overhead()
 
 
 @pytest.fixture(scope="session")
