@@ -6,6 +6,7 @@ share a session artifact (SHARED) run on the same worker, which builds it once. 
 or node ids (`pytest tests/x.py::test_y`) runs them in this process, without workers.
 """
 
+import gc
 import os
 import sys
 
@@ -101,6 +102,14 @@ def pytest_collection_modifyitems(config, items):
     if not hasattr(config, "workerinput"):
         return
     items.sort(key=lambda item: -UNIT_SECONDS.get(unit(item.nodeid), 0))  # stable: module order
+
+
+def pytest_collection_finish(session):
+    """Freezes what collection imported (TensorFlow, TFX, Beam: ~340k objects) out of the cyclic
+    GC, whose full collections walked it all again. tests/model/test_model.py alone: GC 4.1 ->
+    2.6 CPU s. Only what is alive now is frozen; later objects are collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session", autouse=True)

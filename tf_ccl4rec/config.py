@@ -55,6 +55,12 @@ DISTANCES = ("cosine", "euclidean")
 # sequence whose logits are summed (not in the paper; a head then knows which sequence it reads).
 SEQUENCE_COMBINATIONS = ("mean_probability", "sum_logits")
 RETRIEVAL_INDEXES = ("brute_force", "scann")  # tfrs.layers.factorized_top_k.BruteForce / ScaNN
+AUGMENTATION_XLA = ("auto", "on", "off")
+# "auto" compiles the augmented sequences' XLA clusters from this many elements of one batch's
+# [B, Np + Nn, N, N] scores. Compiling costs 0.5-2.5 CPU s per model and shape; below ~1M
+# elements the clusters saved nothing measurable per step (2026-12-07: B 32 / N 50 and B 128 /
+# N 20 steps within noise of plain TF), at the paper's 6.6M they saved ~27 of 50 ms (tf_ccl4rec/model.py).
+AUGMENTATION_XLA_MIN_SCORES = 2**20
 LOSS_TERMS = ("ccl", "ccl_pos", "ccl_neg", "ce", "ce_pos", "ce_neg", "cui")
 # Terms that need augmented sequences (the others work on the original batch only).
 AUGMENTATION_TERMS = ("ccl", "ccl_pos", "ccl_neg", "ce_pos", "ce_neg")
@@ -154,6 +160,11 @@ class CCL4RecConfig:
         searched per query; only with retrieval_index "scann". More is slower and closer to exact.
         Never fewer leaves than hold 4x the videos fetched (`export.scann_leaves`): small
         catalogues search more than this share.
+      augmentation_xla: Not in the paper; how the training step runs, not what it computes
+        (same results within float tolerance). "on": the elementwise passes over the augmented
+        sequences' scores (Eq 2, Eq 6-7) run as XLA clusters; "off": as TF ops; "auto" (default):
+        on when one batch's scores hold >= `AUGMENTATION_XLA_MIN_SCORES` elements
+        (`uses_augmentation_xla`).
       seed: Seed for the initialisers (sampling uses TensorFlow's global seed).
     """
 
@@ -202,6 +213,7 @@ class CCL4RecConfig:
     retrieval_candidates: int = 0
     retrieval_index: str = "brute_force"
     retrieval_leaves_searched: float = 0.05
+    augmentation_xla: str = "auto"
     seed: int = 0
 
     def __post_init__(self):
@@ -230,6 +242,14 @@ class CCL4RecConfig:
     @property
     def reads_nonclick_history(self) -> bool:
         return self.use_nonclick_sequence or self.history_statistics
+
+    @property
+    def uses_augmentation_xla(self) -> bool:
+        """Whether training compiles the augmented sequences' XLA clusters (`augmentation_xla`)."""
+        if self.augmentation_xla != "auto":
+            return self.augmentation_xla == "on"
+        samples = self.num_positives + self.num_negatives
+        return self.batch_size * samples * self.max_history**2 >= AUGMENTATION_XLA_MIN_SCORES
 
     def loss_enabled(self, term: str) -> bool:
         return bool(getattr(self, f"use_{term}"))
@@ -288,6 +308,10 @@ class CCL4RecConfig:
         need(
             0 < self.retrieval_leaves_searched <= 1,
             "retrieval_leaves_searched must be in (0, 1]",
+        )
+        need(
+            self.augmentation_xla in AUGMENTATION_XLA,
+            f"augmentation_xla must be one of {AUGMENTATION_XLA}",
         )
         need(self.num_interest_vectors >= 0, "num_interest_vectors must be >= 0")
         need(

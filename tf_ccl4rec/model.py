@@ -37,7 +37,7 @@ from tf_ccl4rec.tracing import VariablesBeforeTracing
 # Training-only XLA clusters for the augmented sequences: each fuses the elementwise passes over
 # their [B, S, N, N] scores (Eq 2, the masked softmaxes of Eq 6-7) that TF runs op by op, forward
 # and backward (~50 -> ~23 ms at paper settings). Inference keeps plain TF ops, so exported
-# models need no XLA at serving time.
+# models need no XLA at serving time. Small batches skip them (config `augmentation_xla`).
 _compiled_importance = tf.function(importance, jit_compile=True, autograph=False)
 _compiled_item_weights = tf.function(item_weights, jit_compile=True, autograph=False)
 
@@ -532,9 +532,12 @@ class CCL4RecModel(VariablesBeforeTracing, ReplicaScaledTrainStep, tfrs.models.M
         )
         mask = mask[:, None, :]
         alpha_ij = pairwise_scores(left, right)  # Eq 1
-        alpha_t = _compiled_importance(alpha_ij, mask)  # Eq 2
+        xla = self.config.uses_augmentation_xla
+        sample_importance = _compiled_importance if xla else importance
+        sample_item_weights = _compiled_item_weights if xla else item_weights
+        alpha_t = sample_importance(alpha_ij, mask)  # Eq 2
         scaled_by = tf.shape(seq)[-1] if self.encoder.scaled_scores else None
-        c = _compiled_item_weights(alpha_ij, alpha_t, mask, scaled_by)  # Eq 6-7
+        c = sample_item_weights(alpha_ij, alpha_t, mask, scaled_by)  # Eq 6-7
         pooled = tf.matmul(c[..., None, :], aug.replace_rows(seq, sub_emb, index))[..., 0, :]
         return self.encoder.output_from_pooled(pooled)
 

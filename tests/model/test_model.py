@@ -385,3 +385,39 @@ def test_retrieval_term_reaches_the_shared_weights_only_when_asked(trains_encode
     assert all(g is None for g in grads[len(shared) : -1])  # the wide logit stays as fitted
     reached = [g is not None for g in grads[: len(shared)]]
     assert all(reached) if trains_encoder else not any(reached)
+
+
+# --- XLA clusters of the augmented sequences (config `augmentation_xla`) ------------------------
+def test_augmentation_xla_auto_compiles_only_large_batches():
+    # Elements of one batch's [B, Np + Nn, N, N] scores against the 2**20 threshold:
+    assert CCL4RecConfig().uses_augmentation_xla  # paper: 32 * 8 * 160**2 = 6,553,600
+    assert not CCL4RecConfig(max_history=50).uses_augmentation_xla  # 32 * 8 * 50**2 = 640,000
+    assert CCL4RecConfig(max_history=64).uses_augmentation_xla  # 32 * 8 * 64**2 = 2**20
+    assert not CCL4RecConfig(max_history=63).uses_augmentation_xla  # 1,016,064
+    assert CCL4RecConfig(**SMALL, augmentation_xla="on").uses_augmentation_xla
+    assert not CCL4RecConfig(augmentation_xla="off").uses_augmentation_xla
+    with pytest.raises(ValueError, match="augmentation_xla"):
+        CCL4RecConfig(augmentation_xla="always")
+
+
+def test_augmentation_xla_changes_how_the_loss_runs_not_what_it_computes():
+    """The compiled clusters (Eq 2, Eq 6-7 on the augmented sequences) against plain TF ops: the
+    same training loss and gradients from the same weights and random draws."""
+    data = to_tensors(next(iter(batch_stream(planted_data()))))
+    results = {}
+    for xla in ("on", "off"):
+        config = CCL4RecConfig(**SMALL, augmentation_xla=xla)
+        tf.keras.utils.set_random_seed(0)  # same initial weights, then the same draws
+        model = CCL4RecModel(config)
+        model(data)
+        tf.keras.utils.set_random_seed(1)
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(data, training=True)
+        grads = tape.gradient(loss, model.trainable_variables)
+        results[xla] = (loss.numpy(), [tf.convert_to_tensor(g).numpy() for g in grads])
+        assert model.loss_trackers["ccl_loss"].result() > 0  # the augmented terms are in it
+    (loss_on, grads_on), (loss_off, grads_off) = results["on"], results["off"]
+    np.testing.assert_allclose(loss_on, loss_off, rtol=1e-5)
+    assert len(grads_on) == len(grads_off) > 0
+    for a, b in zip(grads_on, grads_off, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
