@@ -58,8 +58,9 @@ RETRIEVAL_INDEXES = ("brute_force", "scann")  # tfrs.layers.factorized_top_k.Bru
 AUGMENTATION_XLA = ("auto", "on", "off")
 # "auto" compiles the augmented sequences' XLA clusters from this many elements of one batch's
 # [B, Np + Nn, N, N] scores. Compiling costs 0.5-2.5 CPU s per model and shape; below ~1M
-# elements the clusters saved nothing measurable per step (2026-12-07: B 32 / N 50 and B 128 /
-# N 20 steps within noise of plain TF), at the paper's 6.6M they saved ~27 of 50 ms (tf_ccl4rec/model.py).
+# elements the clusters saved nothing measurable per step (2026-12-07: B 32 / N 50 and
+# B 128 / N 20 steps within noise of plain TF); at the paper's 6.6M they took ~50 ms to ~23
+# (tf_ccl4rec/model.py).
 AUGMENTATION_XLA_MIN_SCORES = 2**20
 LOSS_TERMS = ("ccl", "ccl_pos", "ccl_neg", "ce", "ce_pos", "ce_neg", "cui")
 # Terms that need augmented sequences (the others work on the original batch only).
