@@ -140,9 +140,17 @@ def tiny_pipeline(tmp_path_factory, tiny_data):
 
 
 @pytest.fixture(scope="session")
-def serving_transform(tmp_path_factory):
-    """(TFTransformOutput, transformed rows) of `random_raw_rows(seed=0)` with max_history 8: the
-    Transform output `build_serving_model` analyzes by default."""
-    from shared_artifacts import serving_transform as build
+def serving_transform_dir(tmp_path_factory):
+    """The directory of `serving_transform`: `transform/` and `rows.pickle` (for subprocesses)."""
+    from shared_artifacts import serving_transform_dir as build
 
     return build(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def serving_transform(serving_transform_dir):
+    """(TFTransformOutput, transformed rows) of `random_raw_rows(seed=0)` with max_history 8: the
+    Transform output `build_serving_model` analyzes by default."""
+    from shared_artifacts import serving_transform as read
+
+    return read(serving_transform_dir)

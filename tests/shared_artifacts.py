@@ -8,7 +8,8 @@
   pipeline on the same log); under xdist they are one scheduling unit (tests/conftest.py), so one
   worker builds it. Tests that run more on its root do so after these three runs.
 - `serving_transform`: the Transform output `build_serving_model` analyzes by default, shared by
-  the export, serving and baseline tests. Under xdist the first worker to need it builds it in
+  the export, serving and baseline tests and the distributed Trainer's subprocess
+  (`serving_transform_dir`). Under xdist the first worker to need it builds it in
   the run's shared temp directory under a file lock; the other reads it.
 """
 
@@ -127,9 +128,9 @@ def shared_dir(tmp_path_factory, name, build):
     return directory
 
 
-def serving_transform(tmp_path_factory):
-    import tensorflow_transform as tft
-
+def serving_transform_dir(tmp_path_factory):
+    """The directory of the shared Transform output: `transform/` (TFT's output) and
+    `rows.pickle` (the transformed rows)."""
     from tf_ccl4rec.testing import analyze, random_raw_rows
 
     def build(directory):
@@ -139,7 +140,13 @@ def serving_transform(tmp_path_factory):
         with open(os.path.join(directory, "rows.pickle"), "wb") as f:
             pickle.dump(rows, f)
 
-    directory = shared_dir(tmp_path_factory, "serving_transform", build)
+    return shared_dir(tmp_path_factory, "serving_transform", build)
+
+
+def serving_transform(directory):
+    """(TFTransformOutput, transformed rows) from `serving_transform_dir`'s directory."""
+    import tensorflow_transform as tft
+
     with open(os.path.join(directory, "rows.pickle"), "rb") as f:
         rows = pickle.load(f)
     return tft.TFTransformOutput(os.path.join(directory, "transform")), rows

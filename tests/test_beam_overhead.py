@@ -1,6 +1,7 @@
 """tf_ccl4rec/beam_overhead.py: Beam's dill pickler clears every logger's cache twice per round
 trip (the guard stops it); Beam inspects the same DoFn methods' signatures again and again (the
-memo answers as Beam does, once per function)."""
+memo answers as Beam does, once per function); Beam builds a new view of the pipeline options on
+every `view_as` (a reused view answers as Beam's would)."""
 
 import functools
 import logging
@@ -8,10 +9,21 @@ import logging
 import apache_beam as beam
 import pytest
 from apache_beam.internal import dill_pickler
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    GoogleCloudOptions,
+    PipelineOptions,
+    StandardOptions,
+    TypeOptions,
+)
 from apache_beam.transforms import core, userstate
 from dill import _dill
 
-from tf_ccl4rec.beam_overhead import memoize_function_signatures, skip_unchanged_dill_trace
+from tf_ccl4rec.beam_overhead import (
+    memoize_function_signatures,
+    reuse_option_views,
+    skip_unchanged_dill_trace,
+)
 
 ROUND_TRIPS = 50
 
@@ -145,3 +157,73 @@ def test_state_specs_are_still_found(memoized):
         assert [s.name for s in states] == ["count"] and not timers
         assert userstate.is_stateful_dofn(_Stateful())
         assert not userstate.is_stateful_dofn(core.CallableWrapperDoFn(lambda x: x))
+
+
+# --- views of pipeline options ------------------------------------------------------------
+
+
+@pytest.fixture
+def reused(monkeypatch):
+    """Beam's own view_as is restored after the test (another test may have patched it)."""
+    original = getattr(PipelineOptions.view_as, "__wrapped__", PipelineOptions.view_as)
+    monkeypatch.setattr(PipelineOptions, "view_as", original)
+    reuse_option_views()
+    reuse_option_views()  # idempotent: wraps once
+    assert PipelineOptions.view_as.__wrapped__ is original
+    return original
+
+
+def parsers_built(monkeypatch):
+    """Counts the argparse parsers Beam builds (one per view it makes)."""
+    from apache_beam.options import pipeline_options
+
+    built = []
+    original = pipeline_options._BeamArgumentParser.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline_options._BeamArgumentParser, "__init__", counting)
+    return built
+
+
+def test_a_view_answers_as_beam_does_and_is_made_once(reused, monkeypatch):
+    flags = ["--runner=DirectRunner", "--direct_num_workers=3", "--job_name=j"]
+    options, fresh = PipelineOptions(flags), PipelineOptions(flags)
+    built = parsers_built(monkeypatch)
+    for cls in (StandardOptions, DirectOptions, TypeOptions, GoogleCloudOptions):
+        view = options.view_as(cls)
+        expected = reused(fresh, cls)
+        names = view._visible_option_list()
+        assert names == expected._visible_option_list()
+        assert {n: getattr(view, n) for n in names} == {n: getattr(expected, n) for n in names}
+        assert options.view_as(cls) is view  # the second call: no new parser
+    assert len(built) == 4 + 4  # one per class for `options`, one per class for `fresh`
+    assert options.get_all_options() == fresh.get_all_options()
+
+
+def test_writes_through_a_reused_view_reach_the_source_and_other_views(reused):
+    options = PipelineOptions(["--direct_num_workers=3"])
+    options.view_as(DirectOptions).direct_num_workers = 5
+    assert options.view_as(DirectOptions).direct_num_workers == 5
+    assert options.get_all_options()["direct_num_workers"] == 5
+    # A view of a view shares the same store, as Beam's views do.
+    options.view_as(StandardOptions).view_as(DirectOptions).direct_num_workers = 7
+    assert options.view_as(DirectOptions).direct_num_workers == 7
+
+
+def test_a_new_store_new_flags_or_a_dropped_option_make_a_new_view(reused, monkeypatch):
+    options = PipelineOptions(["--direct_num_workers=3"])
+    first = options.view_as(DirectOptions)
+    options._all_options = dict(options._all_options)  # a new store
+    assert options.view_as(DirectOptions) is not first
+    second = options.view_as(DirectOptions)
+    options._flags = ["--direct_num_workers=4"]  # new flags: parsed again
+    third = options.view_as(DirectOptions)
+    assert (
+        third is not second and third.direct_num_workers == 3
+    )  # the store's value wins, as in Beam
+    del options._all_options["direct_running_mode"]  # Beam's view_as puts it back: so do we
+    assert options.view_as(DirectOptions).direct_running_mode == "in_memory"
+    assert "direct_running_mode" in options._all_options

@@ -440,10 +440,15 @@ class CCL4RecModel(VariablesBeforeTracing, ReplicaScaledTrainStep, tfrs.models.M
         return True
 
     def _statistics_of_rows(self, rows) -> np.ndarray:
-        """The wide statistics of every row of `rows` (batches of model inputs), [R, k]."""
-        compute = tf.function(
-            lambda b: self.wide.statistics_of(b[F.MODEL_TARGET], b), autograph=False
-        )
+        """The wide statistics of every row of `rows` (batches of model inputs), [R, k]: one
+        trace for all batches, or none for a model compiled to run eagerly (runs of a few steps,
+        such as `ccl4rec experiment --quick`, whose batches cost less than the trace)."""
+
+        def compute(batch):
+            return self.wide.statistics_of(batch[F.MODEL_TARGET], batch)
+
+        if not self.run_eagerly:
+            compute = tf.function(compute, autograph=False)
         return np.concatenate([compute(batch).numpy() for batch in rows], axis=0)
 
     def parameter_counts(self) -> dict[str, int]:

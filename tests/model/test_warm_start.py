@@ -83,8 +83,11 @@ def test_warm_start_with_user_counts_fits_the_statistics_weights():
     np.testing.assert_allclose(model.wide.statistics.bias.numpy(), bias, rtol=1e-5)
 
 
-def test_warm_start_with_categories_fits_every_statistic_from_the_rows():
+@pytest.mark.parametrize("run_eagerly", [False, True])  # traced once / eager (see the method)
+def test_warm_start_with_categories_fits_every_statistic_from_the_rows(run_eagerly, monkeypatch):
     import tensorflow as tf
+
+    from tf_ccl4rec import model as model_module
 
     config = CCL4RecConfig(vocab_size=6, embedding_dim=8, max_history=4, mlp_units=(8,),
                            num_substitutes=3, item_bias=True, history_statistics=True,
@@ -92,6 +95,11 @@ def test_warm_start_with_categories_fits_every_statistic_from_the_rows():
     category_of = np.array([0, 1, 1, 2, 2, 3, 3, 0], np.int32)
     model = CCL4RecModel(config, video_categories=category_of)
     model._build_if_needed()
+    model.compile(optimizer="sgd", run_eagerly=run_eagerly)
+    traced, function = [], tf.function
+    monkeypatch.setattr(
+        model_module.tf, "function", lambda f, **kw: traced.append(f) or function(f, **kw)
+    )
     rng = np.random.default_rng(2)
     n = 300
     rows = {
@@ -105,6 +113,8 @@ def test_warm_start_with_categories_fits_every_statistic_from_the_rows():
     labels = (rng.random(n) < 0.5).astype(float)
     batches = tf.data.Dataset.from_tensor_slices(rows).batch(64)
     assert model.warm_start(rows[F.MODEL_TARGET], labels, None, batches)
+    monkeypatch.undo()
+    assert len(traced) == (0 if run_eagerly else 1)
     # The same statistics computed row by row, then the same logistic regression.
     stats = model.wide.statistics_of(rows[F.MODEL_TARGET], rows).numpy()
     assert stats.shape == (n, 7)

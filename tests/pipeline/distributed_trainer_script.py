@@ -1,11 +1,14 @@
 """Run as a subprocess by test_trainer_distributed.py: the Trainer under MirroredStrategy on 2 CPUs.
 
 Logical devices must be configured before TensorFlow initialises them, hence a fresh process.
-Prints one JSON line with what the test checks.
+It reads the session's shared Transform output (`serving_transform_dir` in tests/conftest.py:
+TFT's output of `random_raw_rows(seed=0)` with max_history 8, and its transformed rows) instead of
+analysing rows of its own. Prints one JSON line with what the test checks.
 """
 
 import json
 import os
+import pickle
 import sys
 
 import tensorflow as tf
@@ -22,7 +25,6 @@ from tfx.types import standard_artifacts  # noqa: E402
 
 from tf_ccl4rec.model import CCL4RecModel  # noqa: E402
 from tf_ccl4rec.testing import (  # noqa: E402
-    analyze,
     random_raw_rows,
     serialize_raw_row,
     write_transformed_examples,
@@ -31,11 +33,10 @@ from tf_ccl4rec.trainer import train_and_export  # noqa: E402
 from tf_ccl4rec.training_settings import TrainerSettings  # noqa: E402
 
 
-def main(workdir):
-    settings = {"max_history": 8}
-    tft_output, transformed = analyze(
-        random_raw_rows(seed=1), os.path.join(workdir, "tft"), settings
-    )
+def main(workdir, shared_transform):
+    settings = {"max_history": 8}  # the shared Transform output's
+    with open(os.path.join(shared_transform, "rows.pickle"), "rb") as f:
+        transformed = pickle.load(f)
     for split in ("train", "eval"):
         os.makedirs(os.path.join(workdir, "examples", f"Split-{split}"))
         write_transformed_examples(
@@ -48,7 +49,7 @@ def main(workdir):
     fn_args = fn_args_utils.FnArgs(
         train_files=[os.path.join(workdir, "examples", "Split-train", "*")],
         eval_files=[os.path.join(workdir, "examples", "Split-eval", "*")],
-        transform_output=os.path.join(workdir, "tft"),
+        transform_output=os.path.join(shared_transform, "transform"),
         serving_model_dir=os.path.join(workdir, "serving"),
         model_run_dir=os.path.join(workdir, "logs"),
         train_steps=20,
@@ -79,7 +80,7 @@ def main(workdir):
     single.set_weights(strategy_model.get_weights())
     expected = single(batch).numpy()
     loaded = tf.saved_model.load(fn_args.serving_model_dir)
-    parsed_rows = random_raw_rows(seed=1)[:32]
+    parsed_rows = random_raw_rows(seed=0)[:32]  # the raw rows of `transformed`
     serialized = [serialize_raw_row(row) for row in parsed_rows]
     exported = loaded.signatures["serving_default"](inputs=tf.constant(serialized))["scores"]
     print(json.dumps({
@@ -91,4 +92,4 @@ def main(workdir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -10,10 +10,15 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_run_fn_under_mirrored_strategy_exports_a_model_that_predicts_like_one_device(tmp_path):
+def test_run_fn_under_mirrored_strategy_exports_a_model_that_predicts_like_one_device(
+    tmp_path, serving_transform_dir
+):
     script = os.path.join(os.path.dirname(__file__), "distributed_trainer_script.py")
     out = subprocess.run(
-        [sys.executable, script, str(tmp_path)], capture_output=True, text=True, timeout=900
+        [sys.executable, script, str(tmp_path), serving_transform_dir],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert out.returncode == 0, out.stderr[-4000:]
     assert "MirroredStrategy over 2 devices" in out.stdout
