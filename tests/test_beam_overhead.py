@@ -221,9 +221,8 @@ def test_a_new_store_new_flags_or_a_dropped_option_make_a_new_view(reused, monke
     second = options.view_as(DirectOptions)
     options._flags = ["--direct_num_workers=4"]  # new flags: parsed again
     third = options.view_as(DirectOptions)
-    assert (
-        third is not second and third.direct_num_workers == 3
-    )  # the store's value wins, as in Beam
+    assert third is not second
+    assert third.direct_num_workers == 3  # the store's value wins, as in Beam
     del options._all_options["direct_running_mode"]  # Beam's view_as puts it back: so do we
     assert options.view_as(DirectOptions).direct_running_mode == "in_memory"
     assert "direct_running_mode" in options._all_options

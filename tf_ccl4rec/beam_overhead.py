@@ -23,11 +23,20 @@ a behaviour-preserving fix here:
   10-19 % of that run's CPU. `reuse_option_views` hands back the view it made before (see there).
 """
 
+import functools
 import logging
 import types
 import weakref
 
 _GUARDED = "_ccl4rec_trims_beam_overhead"
+
+
+def _install(owner, name: str, wrapper) -> None:
+    """Puts `wrapper` in place of `owner.name`, marked with the guard the workarounds check, with
+    the replaced function's name, doc and `__wrapped__` (functools.update_wrapper)."""
+    functools.update_wrapper(wrapper, getattr(owner, name))
+    setattr(wrapper, _GUARDED, True)
+    setattr(owner, name, wrapper)
 
 
 def trim_beam_overhead() -> None:
@@ -50,9 +59,7 @@ def skip_unchanged_dill_trace() -> None:
         if _dill.log.level != level:
             _dill.log.setLevel(level)
 
-    setattr(_trace, _GUARDED, True)
-    _trace.__wrapped__ = _dill._trace
-    _dill._trace = _trace
+    _install(_dill, "_trace", _trace)
 
 
 def _inspected_state(function: types.FunctionType) -> tuple:
@@ -93,10 +100,7 @@ def memoize_function_signatures() -> None:
             caches[bound][function] = cached
         return list(cached[1]), list(cached[2])
 
-    setattr(get_function_args_defaults, _GUARDED, True)
-    get_function_args_defaults.__wrapped__ = original
-    get_function_args_defaults.__doc__ = original.__doc__
-    core.get_function_args_defaults = get_function_args_defaults
+    _install(core, "get_function_args_defaults", get_function_args_defaults)
 
 
 def reuse_option_views() -> None:
@@ -118,9 +122,7 @@ def reuse_option_views() -> None:
     views = weakref.WeakKeyDictionary()
 
     def view_as(self, cls):
-        per_class = views.get(self)
-        if per_class is None:
-            per_class = views[self] = {}
+        per_class = views.setdefault(self, {})
         cached = per_class.get(cls)
         if cached is not None:
             view, flags, store, names = cached
@@ -135,7 +137,4 @@ def reuse_option_views() -> None:
         per_class[cls] = (view, self._flags, self._all_options, names)
         return view
 
-    setattr(view_as, _GUARDED, True)
-    view_as.__wrapped__ = original
-    view_as.__doc__ = original.__doc__
-    PipelineOptions.view_as = view_as
+    _install(PipelineOptions, "view_as", view_as)
