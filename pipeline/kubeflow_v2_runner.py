@@ -5,7 +5,10 @@ image must have this package installed (e.g. built from a Dockerfile that `pip i
 data/pipeline roots must be on storage the cluster reads (gs://...).
 """
 
-from tfx import v1 as tfx
+from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import (
+    KubeflowV2DagRunner,
+    KubeflowV2DagRunnerConfig,
+)
 
 from pipeline import pipeline as ccl4rec_pipeline
 from pipeline.configs import PipelineConfig
@@ -16,8 +19,8 @@ DEFAULT_IMAGE = "gcr.io/YOUR_PROJECT/ccl4rec-tfx:latest"
 def compile_pipeline(config: PipelineConfig, output_file: str, image: str = DEFAULT_IMAGE) -> str:
     """Writes the Kubeflow V2 pipeline spec for `config` to `output_file` and returns its path."""
     pipeline = ccl4rec_pipeline.create_pipeline(config)  # Kubeflow/Vertex bring their own MLMD
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+    runner = KubeflowV2DagRunner(
+        config=KubeflowV2DagRunnerConfig(default_image=image),
         output_filename=output_file,
     )
     runner.run(pipeline, write_out=True)

@@ -12,7 +12,9 @@ import os
 import threading
 import time
 
-from tfx import v1 as tfx
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+from tfx.orchestration.metadata import sqlite_metadata_connection_config
+from tfx.orchestration.pipeline import Pipeline
 
 from pipeline import pipeline as ccl4rec_pipeline
 from pipeline import root_lock
@@ -267,9 +269,9 @@ def summarize(config: PipelineConfig, timings=None, log_file="") -> RunSummary:
     )
 
 
-def local_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+def local_pipeline(config: PipelineConfig) -> Pipeline:
     """The pipeline (`pipeline.pipeline.create_pipeline`) with MLMD in <pipeline_root>/metadata.sqlite."""
-    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    connection = sqlite_metadata_connection_config(config.metadata_path)
     return ccl4rec_pipeline.create_pipeline(config, metadata_connection_config=connection)
 
 
@@ -298,7 +300,7 @@ def _run_locked(config: PipelineConfig, echo) -> RunSummary:
     progress = _Progress(total=len(pipeline.components), echo=echo)
     watcher = _ExecutionWatcher(pipeline.metadata_connection_config, config.pipeline_name, progress)
     with _logs_to_file(log_file), watcher:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        LocalDagRunner().run(pipeline)
     summary = summarize(config, progress.timings, log_file)
     if summary.pushed or summary.already_serving:
         from serving.model_config import write_push_config

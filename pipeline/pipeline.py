@@ -17,7 +17,26 @@ CCL4RecExampleGen ─► StatisticsGen ─► ExampleValidator ─► AnomalyGat
 
 import os
 
-from tfx import v1 as tfx
+# TFX's modules, not `tfx.v1`: importing tfx.v1 loads its Google Cloud extensions (~3.6 s).
+from tfx.components import (
+    Evaluator,
+    ExampleValidator,
+    Pusher,
+    StatisticsGen,
+    Trainer,
+    Transform,
+    Tuner,
+)
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+    LatestBlessedModelStrategy,
+)
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto.pusher_pb2 import PushDestination
+from tfx.proto.trainer_pb2 import EvalArgs, TrainArgs
+from tfx.types.channel import Channel
+from tfx.types.standard_artifacts import Model, ModelBlessing
 
 from pipeline.components.anomaly_gate import AnomalyGate
 from pipeline.components.blessing_gate import BlessingGate
@@ -42,13 +61,13 @@ def create_components(config: PipelineConfig) -> list:
         eval_fraction=config.eval_fraction,
         strict=config.strict,
     )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
-    example_validator = tfx.components.ExampleValidator(
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = ImportSchemaGen(schema_file=config.schema_path)
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
@@ -63,21 +82,24 @@ def create_components(config: PipelineConfig) -> list:
 
     tuner = None
     if config.tune:  # KerasTuner random search; the main Trainer takes its best values
-        tuner = tfx.components.Tuner(
+        tuner = Tuner(
             tuner_fn=TUNER_FN,
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
             # The Trainer's splits and settings: trials validate on the Trainer's validation split.
-            train_args=tfx.proto.TrainArgs(splits=["train"]),
-            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            train_args=TrainArgs(splits=["train"]),
+            eval_args=EvalArgs(splits=["eval"]),
             custom_config=config.tuner_custom_config(),
         )
 
     def trainer_on_transform(custom_config, hyperparameters=None, vertex=False):
-        component = tfx.components.Trainer
+        component = Trainer
         if vertex:  # the Trainer as a Vertex AI Training job (multi-worker: TF_CONFIG per replica)
-            component = tfx.extensions.google_cloud_ai_platform.Trainer
+            # Imported here: it loads the Google Cloud clients, which no other run needs.
+            from tfx.extensions.google_cloud_ai_platform.trainer import component as vertex
+
+            component = vertex.Trainer
             custom_config = vertex_custom_config(custom_config, config.vertex_training)
         return component(
             run_fn=RUN_FN,
@@ -86,8 +108,8 @@ def create_components(config: PipelineConfig) -> list:
             schema=schema_gen.outputs["schema"],
             # Steps and the validation split are TrainerSettings' (custom_config): the Trainer
             # holds out each user's latest training exposures; the eval split is the Evaluator's.
-            train_args=tfx.proto.TrainArgs(splits=["train"]),
-            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            train_args=TrainArgs(splits=["train"]),
+            eval_args=EvalArgs(splits=["eval"]),
             custom_config=custom_config,
             hyperparameters=hyperparameters,
         )
@@ -103,16 +125,12 @@ def create_components(config: PipelineConfig) -> list:
     )
     # Only this pipeline's candidates and the gate's blessings: the count models and the
     # Evaluators' partial verdicts never count as "the last blessed model".
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.Model, producer_component_id=TRAINER_ID
-        ),
-        model_blessing=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.ModelBlessing, producer_component_id=GATE_ID
-        ),
+    model_resolver = Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=Channel(type=Model, producer_component_id=TRAINER_ID),
+        model_blessing=Channel(type=ModelBlessing, producer_component_id=GATE_ID),
     ).with_id("latest_blessed_model_resolver")
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=count_trainer.outputs["model"],
@@ -120,7 +138,7 @@ def create_components(config: PipelineConfig) -> list:
             config.top_k, config.ranking_protocol, config.auc_floor, config.min_gain_over_count
         ),
     )
-    evaluator_vs_last = tfx.components.Evaluator(
+    evaluator_vs_last = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
@@ -133,11 +151,11 @@ def create_components(config: PipelineConfig) -> list:
         vs_last_blessed=evaluator_vs_last.outputs["blessing"],
         push_base=push_base,  # a model already served there is not blessed again
     ).with_id(GATE_ID)
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=gate.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=push_base)
+        push_destination=PushDestination(
+            filesystem=PushDestination.Filesystem(base_directory=push_base)
         ),
     )
     return [
@@ -158,7 +176,7 @@ def create_components(config: PipelineConfig) -> list:
     ]
 
 
-def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
+def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> Pipeline:
     """The TFX pipeline for `config`: every runner (local, Kubeflow V2 / Vertex) builds it here.
 
     Args:
@@ -166,7 +184,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
       metadata_connection_config: The MLMD connection, e.g. the local SQLite store of
         `local_runner`; None for orchestrators that bring their own (Kubeflow V2 / Vertex).
     """
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=create_components(config),

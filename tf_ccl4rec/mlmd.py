@@ -8,12 +8,12 @@ METADATA_FILE = "metadata.sqlite"
 def open_store(pipeline_root: str):
     """The MetadataStore of `<pipeline_root>/metadata.sqlite`; a clear error when there is none."""
     from ml_metadata.metadata_store import metadata_store
-    from tfx import v1 as tfx
+    from tfx.orchestration.metadata import sqlite_metadata_connection_config
 
     path = os.path.abspath(os.path.join(pipeline_root, METADATA_FILE))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no MLMD store at {path}: is {pipeline_root!r} a pipeline root?")
-    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
+    connection = sqlite_metadata_connection_config(path)
     return metadata_store.MetadataStore(connection)
 
 

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 VALIDATION_METRIC = "val_auc"
 _NO_VALIDATION = np.iinfo(np.int64).max  # cutoff of a user with no validation rows
 ROW_SHUFFLE_BUFFER = 200_000  # rows; bounds memory on large logs (a full shuffle below that)
+WINDOW_SHUFFLE_BUFFER = 1024  # user windows (batching.group_by_user's default)
 WARM_START_BATCH = 4096  # rows per batch when the warm start computes statistics from the rows
 
 
@@ -311,8 +312,16 @@ class TrainingData:
         # an epoch would see only a few hundred users (non-i.i.d. steps).
         size = self.num_rows if with_validation else self.num_train
         rows = rows.shuffle(min(size, ROW_SHUFFLE_BUFFER), seed=seed)
+        # At most one pass of windows: on a log smaller than the buffer the first batch would
+        # wait for many passes of the data (0.4-0.7 s per fit on a 229-row log).
+        windows = min(WINDOW_SHUFFLE_BUFFER, -(-size // rows_per_user))
         batches = group_by_user(
-            rows.repeat(), batch_size, rows_per_user=rows_per_user, seed=seed, drop_remainder=True
+            rows.repeat(),
+            batch_size,
+            rows_per_user=rows_per_user,
+            shuffle_windows=windows,
+            seed=seed,
+            drop_remainder=True,
         ).prefetch(tf.data.AUTOTUNE)
         # Multi-worker: every worker builds the same global batches and keeps its share.
         return _distribution.shard_by_data(batches)

@@ -18,7 +18,7 @@ import math
 
 import keras_tuner
 import tensorflow_transform as tft
-from tfx import v1 as tfx
+from tfx.components.tuner.component import TunerFnResult
 
 from tf_ccl4rec import model_registry
 from tf_ccl4rec.trainer import (
@@ -133,7 +133,7 @@ class CCL4RecTuner(keras_tuner.RandomSearch):
             raise RuntimeError("the Tuner completed no trial: no best hyperparameters to pass on")
 
 
-def tuner_fn(fn_args) -> tfx.components.TunerFnResult:
+def tuner_fn(fn_args) -> TunerFnResult:
     """TFX Tuner entry point: the tuner on Transform's output; `search` needs no arguments."""
     custom_config = fn_args.custom_config
     if isinstance(custom_config, str):
@@ -145,4 +145,4 @@ def tuner_fn(fn_args) -> tfx.components.TunerFnResult:
         fn_args.train_files, fn_args.data_accessor, tft_output, settings.validation_fraction
     )
     tuner = CCL4RecTuner(settings, tft_output, data, max_trials, fn_args.working_dir)
-    return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={})
+    return TunerFnResult(tuner=tuner, fit_kwargs={})

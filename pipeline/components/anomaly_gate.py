@@ -7,8 +7,10 @@ the run on them, so this small component reads its output and raises with every 
 import os
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact
+from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifact_utils
+from tfx.types.standard_artifacts import ExampleAnomalies
 from tfx.utils import io_utils
 
 
@@ -33,9 +35,9 @@ def describe_anomalies(anomalies_uri: str, split_names) -> list[str]:
     return problems
 
 
-@tfx.dsl.components.component
+@component
 def AnomalyGate(
-    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    anomalies: InputArtifact[ExampleAnomalies],
 ):
     """Raises DataAnomaliesError naming each anomaly; passes silently when there is none."""
     splits = standard_artifact_utils.decode_split_names(anomalies.split_names)

@@ -16,14 +16,15 @@ gate and the Pusher) or whose version was deleted is pushed again.
 
 import os
 
-from tfx import v1 as tfx
 from tfx.components.evaluator import constants
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
+from tfx.types.standard_artifacts import Model, ModelBlessing
 from tfx.utils import io_utils, path_utils
 
 from serving import layout
 
-ModelBlessing = tfx.types.standard_artifacts.ModelBlessing
 FINGERPRINT = "fingerprint.pb"  # written by tf.saved_model.save: hashes of graph and weights
 ALREADY_SERVING_KEY = "already_serving"
 
@@ -63,13 +64,13 @@ def serving_version_of(model, push_base: str) -> str | None:
     return newest if mine is not None and mine == _read(os.path.join(newest, FINGERPRINT)) else None
 
 
-@tfx.dsl.components.component
+@component
 def BlessingGate(
-    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
-    vs_count: tfx.dsl.components.InputArtifact[ModelBlessing],
-    vs_last_blessed: tfx.dsl.components.InputArtifact[ModelBlessing],
-    blessing: tfx.dsl.components.OutputArtifact[ModelBlessing],
-    push_base: tfx.dsl.components.Parameter[str] = "",
+    model: InputArtifact[Model],
+    vs_count: InputArtifact[ModelBlessing],
+    vs_last_blessed: InputArtifact[ModelBlessing],
+    blessing: OutputArtifact[ModelBlessing],
+    push_base: Parameter[str] = "",
 ):
     """Blesses `model` only when both Evaluators did and it is not already the newest version
     under `push_base` (the Pusher's base directory); records each verdict on the blessing."""

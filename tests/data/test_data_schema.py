@@ -110,15 +110,11 @@ def test_tfdv_flags_label_history_and_presence_anomalies(tmp_path):
 def test_example_validator_in_a_local_dag(tmp_path):
     """CCL4RecExampleGen -> StatisticsGen -> ExampleValidator(ImportSchemaGen) has no anomalies;
     the same validation flags a label of 2 in examples imported with ImportExampleGen."""
+    from tfx.components import ExampleValidator, ImportExampleGen, StatisticsGen
+    from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
     from tfx.orchestration import metadata
     from tfx.orchestration import pipeline as tfx_pipeline
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
-    from tfx.v1.components import (
-        ExampleValidator,
-        ImportExampleGen,
-        ImportSchemaGen,
-        StatisticsGen,
-    )
 
     from pipeline.components import CCL4RecExampleGen
     from tf_ccl4rec.beam_overhead import trim_beam_overhead

@@ -96,3 +96,29 @@ def test_epoch_lines_time_each_epoch_and_the_total(monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("trainer: refit epoch 1/2 (25 s, 25 s in all): loss 1.0000")
     assert out[1].startswith("trainer: refit epoch 2/2 (6 s, 31 s in all): loss 1.0000")
+
+
+def test_the_first_training_batch_reads_about_one_pass_of_a_small_log():
+    """The window shuffle buffer holds at most one pass of windows: with the old fixed 1024
+    windows (4,096 rows) the first batch of this 240-row log waited for 22 passes of it."""
+    read = [0]
+
+    def tick(user):
+        read[0] += 1
+        return user
+
+    rows = tf.data.Dataset.from_tensor_slices(_rows()).map(
+        lambda r: {
+            **r,
+            F.MODEL_USER: tf.ensure_shape(tf.numpy_function(tick, [r[F.MODEL_USER]], tf.int64), []),
+        }
+    )
+    data = TrainingData(rows, 0.2)
+    before = read[0]
+    batch = next(iter(data.train(batch_size=16, rows_per_user=4, seed=0)))
+    passes = (read[0] - before) / data.num_rows
+    # One pass fills the row shuffle, ~one more the 48 windows (users' leftovers wait for the
+    # next pass); prefetching a few batches reads a few more rows.
+    print(f"rows read before the first batch: {passes:.2f} passes")
+    assert 1 <= passes <= 3, passes
+    assert batch[F.MODEL_LABEL].shape[0] == 16

@@ -4,13 +4,11 @@
 def test_progress_lines_come_from_mlmd_executions(tmp_path):
     """The local runner's progress thread reads node executions and their states from MLMD."""
     from ml_metadata.proto import metadata_store_pb2 as pb
-    from tfx import v1 as tfx
+    from tfx.orchestration.metadata import sqlite_metadata_connection_config
 
     from pipeline import local_runner
 
-    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-        str(tmp_path / "metadata.sqlite")
-    )
+    connection = sqlite_metadata_connection_config(str(tmp_path / "metadata.sqlite"))
     lines = []
     progress = local_runner._Progress(total=3, echo=lambda line, **_: lines.append(line))
     watcher = local_runner._ExecutionWatcher(connection, "ccl4rec", progress)

@@ -134,13 +134,11 @@ def _store_with_evaluation(root, uri=None):
     """An MLMD store at `root`, holding one ModelEvaluation artifact at `uri` (None: no artifact)."""
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
-    from tfx import v1 as tfx
+    from tfx.orchestration.metadata import sqlite_metadata_connection_config
 
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, "metadata.sqlite")
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
-    )
+    store = metadata_store.MetadataStore(sqlite_metadata_connection_config(path))
     if uri is not None:
         type_id = store.put_artifact_type(metadata_store_pb2.ArtifactType(name="ModelEvaluation"))
         store.put_artifacts([metadata_store_pb2.Artifact(type_id=type_id, uri=uri)])
