@@ -20,12 +20,14 @@ import numpy as np
 
 from tf_ccl4rec import features as F
 
+SHUFFLE_WINDOWS = 1024  # default window shuffle buffer of `group_by_user`
+
 
 def group_by_user(
     dataset,
     batch_size: int,
     rows_per_user: int = 4,
-    shuffle_windows: int = 1024,
+    shuffle_windows: int = SHUFFLE_WINDOWS,
     seed: int | None = None,
     drop_remainder: bool = False,
     user_key: str = F.MODEL_USER,

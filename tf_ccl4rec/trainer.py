@@ -34,7 +34,7 @@ from tfx_bsl.public import tfxio
 from tf_ccl4rec import distribution as _distribution
 from tf_ccl4rec import features as F
 from tf_ccl4rec import model_registry
-from tf_ccl4rec.batching import group_by_user
+from tf_ccl4rec.batching import SHUFFLE_WINDOWS, group_by_user
 from tf_ccl4rec.config import CCL4RecConfig
 from tf_ccl4rec.export import export_serving_model
 from tf_ccl4rec.model import ScheduleCallback
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 VALIDATION_METRIC = "val_auc"
 _NO_VALIDATION = np.iinfo(np.int64).max  # cutoff of a user with no validation rows
 ROW_SHUFFLE_BUFFER = 200_000  # rows; bounds memory on large logs (a full shuffle below that)
-WINDOW_SHUFFLE_BUFFER = 1024  # user windows (batching.group_by_user's default)
 WARM_START_BATCH = 4096  # rows per batch when the warm start computes statistics from the rows
 
 
@@ -314,7 +313,7 @@ class TrainingData:
         rows = rows.shuffle(min(size, ROW_SHUFFLE_BUFFER), seed=seed)
         # At most one pass of windows: on a log smaller than the buffer the first batch would
         # wait for many passes of the data (0.4-0.7 s per fit on a 229-row log).
-        windows = min(WINDOW_SHUFFLE_BUFFER, -(-size // rows_per_user))
+        windows = min(SHUFFLE_WINDOWS, -(-size // rows_per_user))
         batches = group_by_user(
             rows.repeat(),
             batch_size,
