@@ -23,8 +23,10 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The tests run on tcmalloc when scripts/tcmalloc.sh finds (or, as root, installs) it: ~8 % less
+# CPU than glibc's malloc over the suite (README, Performance); without it they run as they are.
 test: venv lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	LD_PRELOAD="$$(bash scripts/tcmalloc.sh)" $(PY) -m pytest $(PYTEST_ARGS)
 
 demo: venv
 	$(PY) -m tf_ccl4rec.demo --out $(DEMO_DIR)

@@ -86,6 +86,24 @@ def test_library_does_not_import_serving():
             assert not _serving_imports(ast.walk(tree)), f"{name} imports serving"
 
 
+def test_the_allocator_make_test_preloads_is_loaded():
+    """`make test` preloads tcmalloc (scripts/tcmalloc.sh). ld.so ignores a library it cannot
+    preload after one stderr line, so the suite would run on glibc's malloc unnoticed: check
+    that every tcmalloc LD_PRELOAD names is mapped in this (test worker) process."""
+    preload = [
+        p for p in os.environ.get("LD_PRELOAD", "").replace(":", " ").split() if "tcmalloc" in p
+    ]
+    if not preload:
+        pytest.skip(
+            "LD_PRELOAD names no tcmalloc: not started by `make test`, or scripts/tcmalloc.sh "
+            "found none and said why"
+        )
+    with open("/proc/self/maps") as f:
+        mapped = f.read()
+    for path in preload:
+        assert os.path.realpath(path) in mapped, f"{path} is in LD_PRELOAD but not loaded"
+
+
 def test_help_lists_every_subcommand(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["--help"])
