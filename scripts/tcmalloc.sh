@@ -6,9 +6,18 @@
 set -uo pipefail
 package=libtcmalloc-minimal4
 
+# The first copy ld.so preloads without a word: ldconfig also lists other architectures' copies
+# (multilib), which it would refuse ("wrong ELF class") and skip.
 find_lib() {
-  ldconfig -p 2>/dev/null | sed -n 's/^[[:space:]]*libtcmalloc_minimal\.so\.4 (.*) => \(.*\)$/\1/p' \
-    | head -1 | grep .
+  local lib
+  for lib in $(ldconfig -p 2>/dev/null \
+      | sed -n 's/^[[:space:]]*libtcmalloc_minimal\.so\.4 (.*) => \(.*\)$/\1/p'); do
+    if [[ -z "$(LD_PRELOAD="$lib" /bin/true 2>&1)" ]]; then
+      echo "$lib"
+      return 0
+    fi
+  done
+  return 1
 }
 
 if lib=$(find_lib); then
