@@ -20,22 +20,20 @@ find_lib() {
   return 1
 }
 
-if lib=$(find_lib); then
-  echo "$lib"
-  exit 0
-fi
-if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+# Debian's package, when this shell may: root, with apt-get.
+install_package() {
+  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1 || return 1
   echo "tcmalloc: installing Debian's $package (the test suite's allocator)" >&2
   export DEBIAN_FRONTEND=noninteractive
   # A machine that never ran `apt-get update` has no package lists: update once, then retry.
-  if apt-get install -y -q "$package" >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "$package" >/dev/null 2>&1; }; then
-    if lib=$(find_lib); then
-      echo "$lib"
-      exit 0
-    fi
-  fi
-  echo "tcmalloc: apt-get could not install $package" >&2
+  apt-get install -y -q "$package" >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "$package" >/dev/null 2>&1; } \
+    || { echo "tcmalloc: apt-get could not install $package" >&2; return 1; }
+}
+
+if lib=$(find_lib) || { install_package && lib=$(find_lib); }; then
+  echo "$lib"
+  exit 0
 fi
 echo "tcmalloc: not found (Debian: apt-get install $package); the tests run on glibc's malloc," \
   "~8 % more CPU" >&2
