@@ -1,10 +1,12 @@
 """tf_ccl4rec/beam_overhead.py: Beam's dill pickler clears every logger's cache twice per round
 trip (the guard stops it); Beam inspects the same DoFn methods' signatures again and again (the
 memo answers as Beam does, once per function); Beam builds a new view of the pipeline options on
-every `view_as` (a reused view answers as Beam's would)."""
+every `view_as` (a reused view answers as Beam's would); Beam's bundles wait for a state-sampler
+thread that sleeps up to 200 ms (the bundles' samplers sleep at most 5 ms and still count)."""
 
 import functools
 import logging
+import time
 
 import apache_beam as beam
 import pytest
@@ -16,12 +18,16 @@ from apache_beam.options.pipeline_options import (
     StandardOptions,
     TypeOptions,
 )
+from apache_beam.runners.worker import statesampler
 from apache_beam.transforms import core, userstate
+from apache_beam.utils.counters import CounterFactory
 from dill import _dill
 
 from tf_ccl4rec.beam_overhead import (
+    STATE_SAMPLING_PERIOD_MS,
     memoize_function_signatures,
     reuse_option_views,
+    shorten_state_sampling,
     skip_unchanged_dill_trace,
 )
 
@@ -226,3 +232,50 @@ def test_a_new_store_new_flags_or_a_dropped_option_make_a_new_view(reused, monke
     del options._all_options["direct_running_mode"]  # Beam's view_as puts it back: so do we
     assert options.view_as(DirectOptions).direct_running_mode == "in_memory"
     assert "direct_running_mode" in options._all_options
+
+
+# --- The state sampler's period --------------------------------------------------------------
+
+
+def test_beams_own_default_period_is_200_ms():
+    # If this fails, Beam changed its default and the workaround may no longer be needed.
+    init = statesampler.StateSampler.__init__
+    original = getattr(init, "__wrapped__", init)
+    assert original.__defaults__ == (statesampler.DEFAULT_SAMPLING_PERIOD_MS,)
+    assert statesampler.DEFAULT_SAMPLING_PERIOD_MS == 200
+
+
+def test_the_bundles_samplers_sleep_at_most_the_short_period(monkeypatch):
+    shorten_state_sampling()
+    shorten_state_sampling()  # idempotent: wraps once
+    assert statesampler.StateSampler.__init__.__wrapped__.__module__ == statesampler.__name__
+    periods = []
+    original_start = statesampler.StateSampler.start
+
+    def start(self):
+        periods.append(self.sampling_period_ms)
+        original_start(self)
+
+    monkeypatch.setattr(statesampler.StateSampler, "start", start)
+    with beam.Pipeline() as pipeline:  # DirectRunner: Beam's own bundle processors
+        _ = pipeline | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * 2)
+    # Beam builds each bundle's sampler without a period; if it starts passing one, this fails.
+    assert periods and set(periods) == {STATE_SAMPLING_PERIOD_MS}
+    kept = statesampler.StateSampler("explicit", CounterFactory(), sampling_period_ms=50)
+    assert kept.sampling_period_ms == 50
+
+
+def test_the_short_period_still_counts_the_time_of_a_state():
+    shorten_state_sampling()
+    counters = CounterFactory()
+    sampler = statesampler.StateSampler("stage", counters)
+    sampler.start()
+    with sampler.scoped_state("step", "process"):
+        time.sleep(0.05)
+    sampler.stop()
+    sampler.commit_counters()
+    if not statesampler.FAST_SAMPLER:
+        pytest.skip("Beam's slow (pure Python) sampler does not sample; nothing to count")
+    (counter,) = [c for c in counters.get_counters() if c.name.name == "process-msecs"]
+    # At most 5 ms per sample: 50 ms of sleep is counted; the bound is loose (an idle state).
+    assert counter.value() >= 25
