@@ -7,9 +7,11 @@ import pytest
 import tensorflow as tf
 from autograph_spy import no_conversions_of_ours
 
+from tf_ccl4rec import augmentation as aug
 from tf_ccl4rec import batching, losses
 from tf_ccl4rec import features as F
 from tf_ccl4rec.config import LOSS_TERMS, CCL4RecConfig
+from tf_ccl4rec.layers.scoring import relatedness_scores
 from tf_ccl4rec.model import CCL4RecModel, ScheduleCallback, feature_specs
 
 VOCAB, N, TOPICS = 200, 10, 5
@@ -421,3 +423,33 @@ def test_augmentation_xla_changes_how_the_loss_runs_not_what_it_computes():
     assert len(grads_on) == len(grads_off) > 0
     for a, b in zip(grads_on, grads_off, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("xla", ["off", "on"])
+def test_augmented_user_vectors_are_the_encoder_on_the_augmented_sequences(xla):
+    """`_encode_samples` (the history's and the substitutes' projections gathered, not recomputed;
+    Eq 6-7 reassociated; with and without its XLA clusters) against the click scorer and encoder
+    (Eq 1-2, Eq 6 then 7 as written) run on the built `AugmentedSamples.sequences`."""
+    config = CCL4RecConfig(**SMALL, augmentation_xla=xla)
+    data = to_tensors(next(iter(batch_stream(planted_data()))))
+    tf.keras.utils.set_random_seed(0)
+    model = CCL4RecModel(config)
+    model(data)
+    _, seq, mask, alpha_t, projections = model._encode_click(data)
+    ids = aug.sample_substitute_ids(config.vocab_size, config.effective_num_substitutes)
+    sub_emb = model.video(ids)
+    sub_projections = model.scorer.project(sub_emb)
+    t = aug.strategy_hard_weight("harder", 0.5)
+    draws = aug.draw_substitutes(relatedness_scores(projections[0], sub_projections[1]), t, 3)
+    samples = aug.augment(
+        seq, mask, alpha_t, substitute_embeddings=sub_emb, draws=draws, num_samples=3,
+        positive=False, hard_weight=t, config=config,
+    )  # fmt: skip
+    assert bool(tf.reduce_any(samples.valid))  # items were replaced
+    got = model._encode_samples(samples.index, seq, mask, projections, sub_emb, sub_projections)
+    batch, length = seq.shape[0], seq.shape[1]
+    flat = tf.reshape(samples.sequences, [batch * 3, length, -1])  # row b * 3 + s
+    want, *_ = model._encode(flat, tf.repeat(mask, 3, axis=0), model.scorer, model.encoder)
+    np.testing.assert_allclose(
+        got.numpy(), tf.reshape(want, got.shape).numpy(), rtol=1e-4, atol=1e-6
+    )
