@@ -24,6 +24,7 @@ from apache_beam.utils.counters import CounterFactory
 from dill import _dill
 
 from tf_ccl4rec.beam_overhead import (
+    _GUARDED,
     STATE_SAMPLING_PERIOD_MS,
     memoize_function_signatures,
     reuse_option_views,
@@ -252,9 +253,7 @@ def test_the_bundles_samplers_sleep_at_most_the_short_period(monkeypatch):
     )
     shorten_state_sampling()
     shorten_state_sampling()  # idempotent: wraps once
-    assert not hasattr(
-        statesampler.StateSampler.__init__.__wrapped__, "_ccl4rec_trims_beam_overhead"
-    )
+    assert not hasattr(statesampler.StateSampler.__init__.__wrapped__, _GUARDED)
     periods = []
     original_start = statesampler.StateSampler.start
 

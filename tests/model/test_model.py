@@ -440,16 +440,17 @@ def test_augmented_user_vectors_are_the_encoder_on_the_augmented_sequences(xla):
     sub_emb = model.video(ids)
     sub_projections = model.scorer.project(sub_emb)
     t = aug.strategy_hard_weight("harder", 0.5)
-    draws = aug.draw_substitutes(relatedness_scores(projections[0], sub_projections[1]), t, 3)
+    num = 3  # augmented samples per row
+    draws = aug.draw_substitutes(relatedness_scores(projections[0], sub_projections[1]), t, num)
     samples = aug.augment(
-        seq, mask, alpha_t, substitute_embeddings=sub_emb, draws=draws, num_samples=3,
+        seq, mask, alpha_t, substitute_embeddings=sub_emb, draws=draws, num_samples=num,
         positive=False, hard_weight=t, config=config,
     )  # fmt: skip
     assert bool(tf.reduce_any(samples.valid))  # items were replaced
     got = model._encode_samples(samples.index, seq, mask, projections, sub_emb, sub_projections)
     batch, length = seq.shape[0], seq.shape[1]
-    flat = tf.reshape(samples.sequences, [batch * 3, length, -1])  # row b * 3 + s
-    want, *_ = model._encode(flat, tf.repeat(mask, 3, axis=0), model.scorer, model.encoder)
+    flat = tf.reshape(samples.sequences, [batch * num, length, -1])  # row b * num + s
+    want, *_ = model._encode(flat, tf.repeat(mask, num, axis=0), model.scorer, model.encoder)
     np.testing.assert_allclose(
         got.numpy(), tf.reshape(want, got.shape).numpy(), rtol=1e-4, atol=1e-6
     )
