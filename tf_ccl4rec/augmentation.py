@@ -39,6 +39,7 @@ def hardness(
     positive: bool,
     replaced_mask: tf.Tensor | None = None,
     log_norm: tf.Tensor | None = None,
+    rows: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Hardness score of augmented samples, Eq 4 (negatives) or Eq 5 (positives).
 
@@ -48,7 +49,7 @@ def hardness(
 
     Args:
       alpha_t: [B, N] importance scores (Eq 2).
-      beta: [B, N, Nz] relatedness scores (Eq 3).
+      beta: [B, N, Nz] relatedness scores (Eq 3), or with `rows` their distinct rows [R, Nz].
       replaced: int [B, Nr] (or [B, S, Nr]) replaced history positions.
       substitutes: int, same shape as `replaced`: indices into the Nz axis of `beta`.
       mask: [B, N] bool, True for real items.
@@ -57,6 +58,8 @@ def hardness(
         fewer than Nr items) do not count.
       log_norm: Optional [B, N] logsumexp over Nz of ±beta (the sign of this call), e.g. from
         `SubstituteDraws.log_norm`, so a batch computes it once instead of once per call.
+      rows: Optional int [B, N]: position (b, n) reads row rows[b, n] of `beta` [R, Nz]
+        (`distinct_rows`).
 
     Returns:
       [B] (or [B, S]) hardness scores.
@@ -72,15 +75,17 @@ def hardness(
     flat_sub = tf.reshape(substitutes, [batch, -1])
 
     log_importance = masked_log_softmax(alpha_t, mask)  # [B, N]
+    if rows is None:
+        rows = tf.reshape(tf.range(tf.size(mask)), tf.shape(mask))
+    beta = tf.reshape(beta, [-1, tf.shape(beta)[-1]])  # [R, Nz]
+    row_of = tf.gather(tf.cast(rows, tf.int32), flat_rep, batch_dims=1)  # [B, K]
     if log_norm is None:
-        log_norm = tf.reduce_logsumexp(sign * beta, axis=-1)  # [B, N]
-    log_norm = tf.stop_gradient(log_norm)
-    rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(flat_rep))
-    beta_mn = sign * tf.gather_nd(beta, tf.stack([rows, flat_rep, flat_sub], axis=-1))  # [B, K]
+        log_norm_mn = tf.gather(tf.reduce_logsumexp(sign * beta, axis=-1), row_of)
+    else:
+        log_norm_mn = tf.gather(log_norm, flat_rep, batch_dims=1)
+    beta_mn = sign * tf.gather_nd(beta, tf.stack([row_of, flat_sub], axis=-1))  # [B, K]
     log_term = (
-        tf.gather(log_importance, flat_rep, batch_dims=1)
-        + beta_mn
-        - tf.gather(log_norm, flat_rep, batch_dims=1)
+        tf.gather(log_importance, flat_rep, batch_dims=1) + beta_mn - tf.stop_gradient(log_norm_mn)
     )
     terms = tf.reshape(tf.exp(log_term), tf.shape(replaced))
     if replaced_mask is not None:
@@ -221,10 +226,12 @@ class SubstituteDraws:
     `unrelated[b, n, k]` are independent draws of a *block* of `block_size` consecutive
     substitutes from the block masses of softmax(beta[b, n]) / softmax(-beta[b, n]); column k
     serves sample k of one augmentation call, and `sample_substitutes` draws the item inside the
-    block. Both are None for the random strategy (uniform draws need no beta).
+    block. Both are None for the random strategy (uniform draws need no beta). Positions holding
+    the same item share one row of `beta` (`distinct_rows`).
     """
 
-    beta: tf.Tensor  # [B, N, Nz]
+    beta: tf.Tensor  # [R, Nz] relatedness rows
+    rows: tf.Tensor  # int32 [B, N]: the row of `beta` of history position (b, n)
     log_norm_related: tf.Tensor  # [B, N] logsumexp_z(beta)
     log_norm_unrelated: tf.Tensor  # [B, N] logsumexp_z(-beta)
     related: tf.Tensor | None  # int32 [B, N, K] block indices
@@ -313,42 +320,79 @@ def _log_block_sums_both_signs(logits, size: int, abs_bound=None):
     return tf.cond(abs_bound <= ONE_EXP_SPAN / 2, one_exp, by_range)
 
 
-def draw_substitutes(beta, hard_weight, num_columns: int, abs_bound=None) -> SubstituteDraws:
+def distinct_rows(ids) -> tuple[tf.Tensor, tf.Tensor]:
+    """One row per distinct item of a batch's histories, for Eq 3 on the distinct items only.
+
+    beta_tk = (v_t W1) . (z_k W2) depends on the item at t, not on t: positions holding the same
+    item (the same user's rows of a Trainer batch, popular items, padding) share one row.
+
+    Args:
+      ids: int [B, N] history ids.
+
+    Returns:
+      (first int32 [R]: the flat position (b·N + n) of each distinct item's first occurrence,
+       rows int32 [B, N]: the distinct item (row of `first`) at every position).
+    """
+    flat = tf.reshape(ids, [-1])
+    distinct, rows = tf.unique(flat, out_idx=tf.int32)
+    first = tf.math.unsorted_segment_min(
+        tf.range(tf.size(flat, out_type=tf.int32)), rows, tf.size(distinct, out_type=tf.int32)
+    )
+    return first, tf.reshape(rows, tf.shape(ids))
+
+
+def draw_substitutes(
+    beta, hard_weight, num_columns: int, abs_bound=None, rows=None
+) -> SubstituteDraws:
     """First stage of the substitute draws of one batch, and the hardness normalisers.
 
     Hand-written two-stage sampling because tf.random.categorical runs a scalar double-precision
     exp over every logit (~4 ns each here) and the old path also gathered beta per replaced
-    item. Here one vectorised exp pass over [B, N, Nz] (`_log_block_sums_both_signs`) gives the
-    block masses of both signs (hence a block per draw) and logsumexp_z(±beta) for Eq 4-5;
+    item. Here one vectorised exp pass over the rows of beta (`_log_block_sums_both_signs`) gives
+    the block masses of both signs (hence a block per draw) and logsumexp_z(±beta) for Eq 4-5;
     `sample_substitutes` then draws the item within the block from its `block_size` logits, so
     p(z) = (S_block / Z) · (exp(±beta_z) / S_block) = softmax(±beta)_z exactly.
 
     Args:
-      beta: [B, N, Nz] relatedness with a static Nz (gradient is stopped).
+      beta: [B, N, Nz] relatedness with a static Nz (gradient is stopped), or with `rows` its
+        distinct rows [R, Nz].
       hard_weight: t, or None for the random strategy (only the normalisers are computed).
       num_columns: K, at least the total number of samples the draws serve (Np + Nn).
       abs_bound: Optional scalar bound of |beta| (saves passes, see
         `_log_block_sums_both_signs`).
+      rows: Optional int [B, N] (`distinct_rows`): position (b, n) reads row rows[b, n] of
+        `beta`. Each position still gets its own independent draws.
 
     Returns:
       SubstituteDraws.
     """
     beta = tf.stop_gradient(tf.convert_to_tensor(beta, tf.float32))
-    if beta.shape.rank != 3 or beta.shape[-1] is None:
-        raise ValueError(f"beta must be [B, N, Nz] with a static Nz, got shape {beta.shape}")
+    expected_rank = 3 if rows is None else 2
+    if beta.shape.rank != expected_rank or beta.shape[-1] is None:
+        wanted = "[B, N, Nz]" if rows is None else "[R, Nz] (with rows)"
+        raise ValueError(f"beta must be {wanted} with a static Nz, got shape {beta.shape}")
     num = int(beta.shape[-1])
     size = _block_size(num)
-    shape = tf.shape(beta)
     flat = tf.reshape(beta, [-1, num])
+    if rows is None:
+        shape = tf.shape(beta)[:2]
+        rows = tf.reshape(tf.range(shape[0] * shape[1]), shape)
+        per_position = None
+    else:
+        rows = tf.cast(rows, tf.int32)
+        shape = tf.shape(rows)
+        per_position = tf.reshape(rows, [-1])
     out = {"block_size": size}
     sums = _log_block_sums_both_signs(flat, size, abs_bound)
     for name, (log_sums, lse) in zip(("related", "unrelated"), sums, strict=True):
+        if per_position is not None:
+            log_sums, lse = tf.gather(log_sums, per_position), tf.gather(lse, per_position)
         out[name] = None
         if hard_weight is not None:
             blocks = tf.random.categorical(log_sums, num_columns, dtype=tf.int32)
             out[name] = tf.reshape(blocks, [shape[0], shape[1], num_columns])
-        out[f"log_norm_{name}"] = tf.reshape(lse, shape[:2])
-    return SubstituteDraws(beta=beta, **out)
+        out[f"log_norm_{name}"] = tf.reshape(lse, shape)
+    return SubstituteDraws(beta=flat, rows=rows, **out)
 
 
 def sample_substitutes(beta, positions, hard_weight, draws=None, column_offset: int = 0):
@@ -397,9 +441,11 @@ def sample_substitutes(beta, positions, hard_weight, draws=None, column_offset: 
         if size == 1:
             return block
         # Second stage: the item within the block, from its own ±beta logits.
-        length = tf.shape(draws.beta)[1]
-        # Row (b, position, block) of beta viewed as [B·N·Nz / size, size]: the block's logits.
-        members = (rows * length + positions) * (num_sub // size) + block  # [B, S, Nr]
+        row_of = tf.reshape(
+            tf.gather(draws.rows, tf.reshape(positions, [shape[0], -1]), batch_dims=1), shape
+        )
+        # Row (row_of, block) of beta viewed as [R·Nz / size, size]: the block's logits.
+        members = row_of * (num_sub // size) + block  # [B, S, Nr]
         inner = tf.gather(tf.reshape(draws.beta, [-1, size]), tf.reshape(members, [-1]))
         inner *= tf.reshape(tf.where(related, 1.0, -1.0), [-1, 1])
         offset = tf.random.categorical(inner, 1, dtype=tf.int32)
@@ -543,8 +589,8 @@ def augment(
       mask: [B, N] bool.
       alpha_t: [B, N] importance of the original history.
       substitute_embeddings: [Nz, d].
-      draws: `draw_substitutes(beta, hard_weight, columns)` for the relatedness beta [B, N, Nz]
-        of the substitutes; its columns column_offset..column_offset + S - 1 are used, so one
+      draws: `draw_substitutes(beta, hard_weight, columns)` for the relatedness beta of the
+        substitutes; its columns column_offset..column_offset + S - 1 are used, so one
         call serves positives and negatives.
       num_samples: S.
       positive: Build positives (True) or negatives (False).
@@ -563,7 +609,7 @@ def augment(
     def score(sign_positive):
         return hardness(
             alpha_t, draws.beta, positions, substitutes, mask, sign_positive, valid,
-            draws.log_norm(sign_positive),
+            draws.log_norm(sign_positive), draws.rows,
         )  # fmt: skip
 
     hardness_score = score(positive)

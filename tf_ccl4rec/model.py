@@ -381,8 +381,17 @@ class CCL4RecModel(VariablesBeforeTracing, ReplicaScaledTrainStep, tfrs.models.M
         if training and cfg.needs_augmentation:
             terms.update(
                 self._augmented_terms(
-                    u, seq, mask, alpha_t, projections, target, extra_logits, wide, labels
-                )
+                    self._ids(inputs, F.MODEL_CLICK_HISTORY, rank=2),
+                    u,
+                    seq,
+                    mask,
+                    alpha_t,
+                    projections,
+                    target,
+                    extra_logits,
+                    wide,
+                    labels,
+                )  # fmt: skip
             )
         # Per-batch L2 on the looked-up vectors only (hand-written: a table regularizer would
         # touch every row of a million-video table at every step).
@@ -556,16 +565,19 @@ class CCL4RecModel(VariablesBeforeTracing, ReplicaScaledTrainStep, tfrs.models.M
         return self._combine(tf.stack(logits, axis=-1), wide[:, None])
 
     def _augmented_terms(
-        self, u, seq, mask, alpha_t, projections, target, extra_logits, wide, labels
+        self, ids, u, seq, mask, alpha_t, projections, target, extra_logits, wide, labels
     ):
         cfg = self.config
         sub_ids = aug.sample_substitute_ids(cfg.vocab_size, cfg.effective_num_substitutes)
         sub_emb = self.video(sub_ids)
         # (z W1, z W2) once per batch: the substitutes' rows of every augmented sequence.
         sub_projections = self.scorer.project(sub_emb)
-        # Eq 3 from the same projections. Relatedness is only used for sampling and hardness:
-        # no gradient needed.
-        beta = tf.stop_gradient(relatedness_scores(projections[0], sub_projections[1]))
+        # Eq 3 from the same projections, once per distinct history item (positions holding the
+        # same item have the same row). Relatedness is only used for sampling and hardness: no
+        # gradient needed.
+        first, rows = aug.distinct_rows(ids)
+        left = tf.gather(tf.reshape(projections[0], [-1, self.scorer.units]), first)
+        beta = tf.stop_gradient(relatedness_scores(left, sub_projections[1]))  # [R, Nz]
         t = aug.strategy_hard_weight(cfg.strategy, self.training_progress)
         alpha_t = tf.stop_gradient(alpha_t)
         margins = (cfg.margin_scale, cfg.margin_lower, cfg.margin_upper)
@@ -577,11 +589,11 @@ class CCL4RecModel(VariablesBeforeTracing, ReplicaScaledTrainStep, tfrs.models.M
         # [Np, Np + Nn) (see aug.sample_substitutes).
         # |beta_tk| <= |v_t W1| |z_k W2| (Cauchy-Schwarz): lets the draws skip passes over beta.
         abs_bound = tf.stop_gradient(
-            tf.reduce_max(tf.norm(projections[0], axis=-1))
+            tf.reduce_max(tf.norm(left, axis=-1))
             * tf.reduce_max(tf.norm(sub_projections[1], axis=-1))
         )
         draws = aug.draw_substitutes(
-            beta, t, cfg.num_positives + cfg.num_negatives, abs_bound=abs_bound
+            beta, t, cfg.num_positives + cfg.num_negatives, abs_bound=abs_bound, rows=rows
         )
         if need_pos:
             pos = aug.augment(

@@ -20,28 +20,39 @@ from tf_ccl4rec.model import CCL4RecModel
 TOLERANCE = 0.01  # relative; the formulas are exact for the products they count
 
 
-def _graph_matmul_flops(graph):
-    """(priced MatMul FLOPs, Einsum count) of `graph` and of the functions it calls (the model's
-    XLA-compiled pieces are nested tf.functions)."""
-    total = einsums = 0
+def _graph_matmul_flops(graph, data_rows):
+    """(priced MatMul FLOPs, Einsum count, MatMuls with data-dependent rows) of `graph` and of
+    the functions it calls (the model's XLA-compiled pieces are nested tf.functions).
+
+    A 2-D MatMul whose left operand has an unknown row count (Eq 3 on the distinct history
+    items: the count depends on the ids) is priced 2·data_rows·k·n by hand; TensorFlow's price
+    needs a fully defined shape."""
+    total = einsums = by_hand = 0
     for op in graph.get_operations():
         if op.type in ("MatMul", "BatchMatMulV2", "BatchMatMulV3", "BatchMatMul"):
+            left, right = (x.shape for x in op.inputs)
+            if op.type == "MatMul" and left[0] is None and left[1:].is_fully_defined():
+                transpose_b = op.node_def.attr["transpose_b"].b
+                assert not op.node_def.attr["transpose_a"].b
+                total += 2 * data_rows * left[1] * (right[0] if transpose_b else right[1])
+                by_hand += 1
+                continue
             # The price TensorFlow's profiler gives the node (flops_registry: 2·m·k·n).
             total += tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value
         elif op.type == "Einsum":
             einsums += 1
         elif "f" in op.node_def.attr:
             called = graph._functions[op.node_def.attr["f"].func.name].graph
-            flops, inner = _graph_matmul_flops(called)
-            total, einsums = total + flops, einsums + inner
-    return total, einsums
+            flops, inner, hand = _graph_matmul_flops(called, data_rows)
+            total, einsums, by_hand = total + flops, einsums + inner, by_hand + hand
+    return total, einsums, by_hand
 
 
-def _tf_matmul_flops(fn, inputs):
+def _tf_matmul_flops(fn, inputs, data_rows=0):
     concrete = tf.function(fn).get_concrete_function(
         {k: tf.TensorSpec(v.shape, v.dtype) for k, v in inputs.items()}
     )
-    return _graph_matmul_flops(concrete.graph)
+    return _graph_matmul_flops(concrete.graph, data_rows)
 
 
 def _batch(cfg, b, rng):
@@ -67,16 +78,24 @@ def test_ccl4rec_forward_formulas_match_tensorflow(representation):
     rng = np.random.default_rng(1)
     batch = _batch(cfg, 4, rng)
     model(batch)
-    counted, _ = _tf_matmul_flops(lambda x: model(x), batch)
+    counted, _, by_hand = _tf_matmul_flops(lambda x: model(x), batch)
     expected = flops.ccl4rec(cfg, 4, training=False).forward
     print(f"inference: TensorFlow {counted}, formula {expected}")
+    assert by_hand == 0
     assert counted == pytest.approx(expected, rel=TOLERANCE)
 
-    counted, einsums = _tf_matmul_flops(lambda x: model.compute_loss(x, training=True), batch)
-    count = flops.ccl4rec(cfg, 4, training=True)
+    # Eq 3 runs on the distinct history items; this batch repeats some (4 x 12 draws of 50 ids).
+    distinct = len(np.unique(batch[F.MODEL_CLICK_HISTORY].numpy()))
+    assert distinct < 4 * 12
+    counted, einsums, by_hand = _tf_matmul_flops(
+        lambda x: model.compute_loss(x, training=True), batch, distinct
+    )
+    count = flops.ccl4rec(cfg, 4, training=True, relatedness_rows=distinct)
     print(f"training forward: TensorFlow {counted} (+{einsums} einsums), formula {count.forward}")
     assert einsums == 0  # an unpriced product would hide from the comparison
+    assert by_hand == 1  # Eq 3, the only product whose size depends on the ids
     assert counted == pytest.approx(count.forward, rel=TOLERANCE)
+    assert count.forward < flops.ccl4rec(cfg, 4, training=True).forward  # B · N rows
     # The augmented encoders project nothing: Eq 1 and the pooling per sample, B · S of them.
     augmented = count.terms["encode_augmented (Np + Nn sequences)"][0]
     assert augmented == 4 * (3 + 2) * (2 * 12 * 6 * 12 + 2 * 12 * 12 + 2 * 12 * 8 + 2 * 8 * 6)

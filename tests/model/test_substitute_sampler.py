@@ -130,3 +130,67 @@ def test_block_masses_of_both_signs_match_numpy(scale, bounded):
             probs, masses / masses.sum(-1, keepdims=True), rtol=1e-4, atol=1e-6
         )
         np.testing.assert_allclose(lse.numpy(), np.log(masses.sum(-1)) + top[:, 0], rtol=1e-6)
+
+
+def test_distinct_rows_map_every_position_to_its_items_first_occurrence():
+    ids = np.array([[5, 0, 7, 5], [7, 7, 0, 9]])
+    first, rows = aug.distinct_rows(tf.constant(ids))
+    first, rows = first.numpy(), rows.numpy()
+    # Distinct ids in order of appearance: 5 (flat 0), 0 (1), 7 (2), 9 (7).
+    np.testing.assert_array_equal(first, [0, 1, 2, 7])
+    np.testing.assert_array_equal(rows, [[0, 1, 2, 0], [2, 2, 1, 3]])
+    np.testing.assert_array_equal(ids.reshape(-1)[first][rows], ids)
+
+
+# Nz = 12: blocks of 3 (two stages); Nz = 7 (prime): one stage.
+@pytest.mark.parametrize("nz", [12, 7])
+def test_distinct_rows_give_the_draws_and_hardness_of_the_full_relatedness(nz):
+    """Positions that hold the same item share a row of beta: the draws (same seed), the
+    normalisers and Eq 4-5 equal those computed on the full [B, N, Nz] beta."""
+    rng = np.random.default_rng(nz + 2)
+    ids = np.array([[3, 1, 4, 1, 5], [9, 2, 6, 5, 3]])  # 1, 3 and 5 repeat
+    table = (rng.normal(size=(10, nz)) * 2).astype(np.float32)  # beta row of each item
+    full = table[ids]  # [B, N, Nz]
+    first, rows = aug.distinct_rows(tf.constant(ids))
+    distinct = tf.gather(tf.reshape(full, [-1, nz]), first)  # [R, Nz], R = 7
+    assert distinct.shape[0] == 7
+    positions = tf.constant([[[0, 3], [1, 2]], [[4, 0], [2, 1]]], tf.int32)  # [B, S, Nr]
+    t = tf.constant(0.4)
+    alpha_t = rng.normal(size=ids.shape).astype(np.float32)
+    got = {}
+    for name, beta, row_map in (("full", full, None), ("distinct", distinct, rows)):
+        tf.random.set_seed(11)
+        draws = aug.draw_substitutes(beta, t, 4, rows=row_map)
+        subs = aug.sample_substitutes(None, positions, t, draws, column_offset=1)
+        scores = [
+            aug.hardness(
+                alpha_t,
+                draws.beta,
+                positions,
+                subs,
+                np.ones(ids.shape, bool),
+                positive,
+                log_norm=draws.log_norm(positive),
+                rows=draws.rows,
+            ).numpy()
+            for positive in (True, False)
+        ]
+        for positive, score in zip((True, False), scores, strict=True):
+            unnormalised = aug.hardness(
+                alpha_t,
+                draws.beta,
+                positions,
+                subs,
+                np.ones(ids.shape, bool),
+                positive,
+                rows=draws.rows,
+            )  # logsumexp from the rows of beta
+            np.testing.assert_allclose(unnormalised.numpy(), score, rtol=1e-5)
+        got[name] = (draws, subs.numpy(), scores)
+    (d_full, s_full, h_full), (d_dist, s_dist, h_dist) = got["full"], got["distinct"]
+    np.testing.assert_array_equal(s_dist, s_full)
+    np.testing.assert_array_equal(d_dist.related.numpy(), d_full.related.numpy())
+    for positive in (True, False):
+        want = np.log(np.exp((-1 if positive else 1) * full).sum(-1))
+        np.testing.assert_allclose(d_dist.log_norm(positive).numpy(), want, rtol=1e-5)
+    np.testing.assert_allclose(h_dist, h_full, rtol=1e-6)

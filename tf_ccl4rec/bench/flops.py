@@ -78,13 +78,17 @@ class FlopCount:
         }
 
 
-def ccl4rec(config, batch_size: int, training: bool = True) -> FlopCount:
+def ccl4rec(
+    config, batch_size: int, training: bool = True, relatedness_rows: float | None = None
+) -> FlopCount:
     """CCL4RecModel.compute_loss (training) or CCL4RecModel.call (inference) on one batch.
 
     Args:
       config: CCL4RecConfig.
       batch_size: B.
       training: Count the training step (augmentation and all enabled terms) or inference.
+      relatedness_rows: Rows of Eq 3: the distinct items of the batch's click histories
+        (aug.distinct_rows; padding counts as one); None counts every position, B · N.
 
     Returns:
       FlopCount.
@@ -114,8 +118,10 @@ def ccl4rec(config, batch_size: int, training: bool = True) -> FlopCount:
     # z W1 and z W2 once per batch: the substitutes' rows of the augmented sequences (their kept
     # items reuse the original's v W1, v W2) and the right side of Eq 3.
     terms["substitute_projections (W1, W2)"] = (2 * matmul(nz, d, u), True)
-    # Eq 3 under stop_gradient from those projections: [N, u] @ [u, Nz] per row.
-    terms["relatedness (Eq 3, no gradient)"] = (b * matmul(n, u, nz), False)
+    # Eq 3 under stop_gradient from those projections: [R, u] @ [u, Nz], one row per distinct
+    # history item.
+    rows = b * n if relatedness_rows is None else relatedness_rows
+    terms["relatedness (Eq 3, no gradient)"] = (round(rows * matmul(1, u, nz)), False)
     terms["encode_augmented (Np + Nn sequences)"] = (b * samples * ccl4rec_pooling(n, d, u), True)
     scored = config.num_positives * config.use_ce_pos + config.num_negatives * config.use_ce_neg
     if scored:
@@ -169,10 +175,13 @@ def lstm(config, batch_size: int) -> FlopCount:
     )
 
 
-def for_model(model_type: str, config, batch_size: int, training: bool) -> FlopCount:
-    """The FlopCount of a benchmarked model type ("ccl4rec", "atrank" or "lstm")."""
+def for_model(
+    model_type: str, config, batch_size: int, training: bool, relatedness_rows=None
+) -> FlopCount:
+    """The FlopCount of a benchmarked model type ("ccl4rec", "atrank" or "lstm");
+    `relatedness_rows` as in `ccl4rec`."""
     if model_type == "ccl4rec":
-        return ccl4rec(config, batch_size, training)
+        return ccl4rec(config, batch_size, training, relatedness_rows)
     if model_type == "atrank":
         return atrank(config, batch_size)
     if model_type == "lstm":

@@ -25,10 +25,12 @@ import numpy as np  # noqa: E402
 from tf_ccl4rec.training_settings import TrainerSettings  # noqa: E402
 
 # Paper §4.1: d 128, N 160, Np = Nn = 4, Nz 10,000, batch 32 (CCL4RecConfig's defaults); a
-# vocabulary twice Nz so substitutes are a real sample. Demo: the default preset on the
-# synthetic generator's catalogue. "tiny" exists for the smoke tests only.
+# vocabulary twice Nz so substitutes are a real sample. "paper" draws every row's history on its
+# own; "paper-users" has the Trainer's batch shape (`synthetic_batches`). Demo: the default preset
+# on the synthetic generator's catalogue. "tiny" exists for the smoke tests only.
 SETTINGS = {
     "paper": {"model": {"vocab_size": 20_000}, "content": False},
+    "paper-users": {"model": {"vocab_size": 20_000}, "content": False, "histories": "users"},
     "demo": {"model": "demo", "content": True},
     "tiny": {
         "model": {
@@ -95,17 +97,39 @@ def build(setting: str, model: str):
     return keras_model, config, model_type
 
 
-def synthetic_batches(config, batch_size: int, count: int = 4, seed: int = 0) -> list[dict]:
-    """`count` batches of full-length histories, ROWS_PER_USER impressions per user."""
+def synthetic_batches(
+    config, batch_size: int, count: int = 4, seed: int = 0, histories: str = "independent"
+) -> list[dict]:
+    """`count` batches of full-length histories, ROWS_PER_USER impressions per user.
+
+    histories "independent": every row's click history is drawn on its own (no item shared
+    between rows but by chance). "users": as the Trainer's batches (`batching.group_by_user`),
+    a user's rows are consecutive exposures, so row r of a user sees the user's clicks up to its
+    own exposure: the window [r, r + N) of one stream of N + ROWS_PER_USER - 1 clicks (every
+    earlier exposure of the window a click: the most distinct items such a batch can hold).
+    """
     from tf_ccl4rec import features as F
 
+    if histories not in ("independent", "users"):
+        raise ValueError(f"histories must be 'independent' or 'users', got {histories!r}")
     rng = np.random.default_rng(seed)
-    history = (batch_size, config.max_history)
+    length = config.max_history
+    history = (batch_size, length)
     out = []
     for i in range(count):
         users = np.arange(batch_size) // ROWS_PER_USER + i * batch_size
+        if histories == "independent":
+            clicks = rng.integers(1, config.vocab_size + 1, history, dtype=np.int64)
+        else:
+            user = users - users.min()
+            streams = rng.integers(
+                1, config.vocab_size + 1, (user.max() + 1, length + ROWS_PER_USER - 1),
+                dtype=np.int64,
+            )  # fmt: skip
+            offset = np.arange(batch_size) % ROWS_PER_USER
+            clicks = streams[user[:, None], offset[:, None] + np.arange(length)]
         batch = {
-            F.MODEL_CLICK_HISTORY: rng.integers(1, config.vocab_size + 1, history, dtype=np.int64),
+            F.MODEL_CLICK_HISTORY: clicks,
             F.MODEL_TARGET: rng.integers(1, config.vocab_size + 1, batch_size, dtype=np.int64),
             F.MODEL_LABEL: rng.integers(0, 2, batch_size).astype(np.float32),
             F.MODEL_USER: users.astype(np.int64),
@@ -159,12 +183,17 @@ def run_train(setting: str, model: str, steps: int, warmup: int, batch_size: int
     """Times `steps` optimizer steps after `warmup` (tf.function train step, prefetched data)."""
     import tensorflow as tf
 
+    from tf_ccl4rec import features as F
     from tf_ccl4rec.bench import flops
 
     keras_model, config, model_type = build(setting, model)
     if model_type == "ccl4rec":
         keras_model.training_progress.assign(0.5)  # mid-schedule: both sampling components
-    batches = synthetic_batches(config, batch_size)
+    batches = synthetic_batches(
+        config, batch_size, histories=SETTINGS[setting].get("histories", "independent")
+    )
+    # Eq 3 runs on the distinct items of a batch's click histories (aug.distinct_rows).
+    relatedness_rows = float(np.mean([len(np.unique(b[F.MODEL_CLICK_HISTORY])) for b in batches]))
     dataset = (
         tf.data.Dataset.from_tensor_slices(
             {k: np.stack([b[k] for b in batches]) for k in batches[0]}
@@ -185,9 +214,12 @@ def run_train(setting: str, model: str, steps: int, warmup: int, batch_size: int
         times.append(time.perf_counter() - start)
     if not np.isfinite(loss):
         raise RuntimeError(f"{model} at {setting}: the loss is {loss}")
-    count = flops.for_model(model_type, _flop_config(model_type, config), batch_size, True)
+    count = flops.for_model(
+        model_type, _flop_config(model_type, config), batch_size, True, relatedness_rows
+    )
     step_s = float(np.mean(times))
     return {
+        "relatedness_rows": relatedness_rows,
         "ms_per_step": 1000 * step_s,
         "ms_per_step_p50": 1000 * float(np.median(times)),
         "impressions_per_s": batch_size / step_s,

@@ -67,12 +67,13 @@ def importance(alpha_ij: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
 
 
 def relatedness_scores(left: tf.Tensor, right: tf.Tensor) -> tf.Tensor:
-    """Eq 3 on projections: [B, N, u] (v W1) and [Nz, u] (z W2) -> [B, N, Nz]."""
+    """Eq 3 on projections: [..., u] (v W1, e.g. [B, N, u]) and [Nz, u] (z W2) -> [..., Nz]."""
     # One 2-D matmul: TF runs this einsum as a slower batched matmul (~2x on CPU, measured).
     shape = tf.shape(left)
     flat = tf.matmul(tf.reshape(left, [-1, shape[-1]]), right, transpose_b=True)
     num = right.shape[0] if right.shape[0] is not None else tf.shape(flat)[1]
-    return tf.reshape(flat, [shape[0], shape[1], num])  # keeps a static Nz for sampling
+    # Keeps a static Nz for sampling.
+    return tf.reshape(flat, tf.concat([shape[:-1], [num]], axis=0))
 
 
 class BehaviorScorer(tf.keras.layers.Layer):
