@@ -379,20 +379,11 @@ class CCL4RecModel(VariablesBeforeTracing, ReplicaScaledTrainStep, tfrs.models.M
                 labels,
             )
         if training and cfg.needs_augmentation:
-            terms.update(
-                self._augmented_terms(
-                    self._ids(inputs, F.MODEL_CLICK_HISTORY, rank=2),
-                    u,
-                    seq,
-                    mask,
-                    alpha_t,
-                    projections,
-                    target,
-                    extra_logits,
-                    wide,
-                    labels,
-                )  # fmt: skip
+            click_ids = self._ids(inputs, F.MODEL_CLICK_HISTORY, rank=2)
+            augmented = self._augmented_terms(
+                click_ids, u, seq, mask, alpha_t, projections, target, extra_logits, wide, labels
             )
+            terms.update(augmented)
         # Per-batch L2 on the looked-up vectors only (hand-written: a table regularizer would
         # touch every row of a million-video table at every step).
         emb_l2 = cfg.l2 * (tf.reduce_sum(tf.square(seq)) + tf.reduce_sum(tf.square(target)))
