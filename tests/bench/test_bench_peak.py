@@ -121,3 +121,30 @@ def test_bench_rejects_fewer_than_two_peak_samples(capsys):
 
     assert cli.main(["bench", "train", "--peak-samples", "1"]) == 2
     assert "--peak-samples" in capsys.readouterr().err
+
+
+def test_a_setting_without_baselines_prints_no_empty_ratio_line(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    result = _run(FakeWorker([100.0, 100.0]), _loads(1.0, 1.0, 1.0, 1.0), models=("ccl4rec",),
+                  samples=2)  # fmt: skip
+    text, table = speed.format_report(result), speed.markdown_table(result)
+    assert "speed ratios" not in text and "speed over" not in table
+
+
+def test_the_rows_of_eq3_are_printed_for_every_ccl4rec_cell(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    worker = FakeWorker([100.0, 100.0])
+    rows = iter([4521.0, 1266.0])
+    plain = FakeWorker.__call__
+
+    def with_rows(self, mode, **kwargs):
+        out = plain(self, mode, **kwargs)
+        if mode == "train" and kwargs["model"] == "ccl4rec":
+            out["relatedness_rows"] = next(rows)
+        return out
+
+    monkeypatch.setattr(FakeWorker, "__call__", with_rows)
+    result = _run(worker, _loads(1.0, 1.0, 1.0, 1.0), settings=("paper", "paper-users"),
+                  samples=2)  # fmt: skip
+    expected = "paper 4,521, paper-users 1,266"
+    assert expected in speed.format_report(result) and expected in speed.markdown_table(result)

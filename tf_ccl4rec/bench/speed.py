@@ -336,8 +336,9 @@ def format_report(result: dict) -> str:
         lines.append(rows)
     what = "training impressions/s" if mode == "train" else "1 / p50 inference latency"
     for setting, rs in result["ratios"].items():
-        text = ", ".join(f"{k} {v:.2f}x" for k, v in rs.items())
-        lines.append(f"speed ratios ({what}), {setting}: {text}")
+        if rs:  # a setting run with CCL4Rec alone has nothing to compare
+            text = ", ".join(f"{k} {v:.2f}x" for k, v in rs.items())
+            lines.append(f"speed ratios ({what}), {setting}: {text}")
     for g in result["goals"]:
         if g["met"] is None:
             verdict = "NOT MEASURED (run the paper settings with ccl4rec and atrank)"
@@ -396,8 +397,9 @@ def markdown_table(result: dict) -> str:
     if rows:
         lines.append(f"- {rows}")
     for setting, rs in result["ratios"].items():
-        text = ", ".join(f"{k.removeprefix('ccl4rec_vs_')} {v:.2f}×" for k, v in rs.items())
-        lines.append(f"- CCL4Rec speed over, {setting}: {text}")
+        if rs:
+            text = ", ".join(f"{k.removeprefix('ccl4rec_vs_')} {v:.2f}×" for k, v in rs.items())
+            lines.append(f"- CCL4Rec speed over, {setting}: {text}")
     for g in result["goals"]:
         verdict = "not measured" if g["met"] is None else ("**met**" if g["met"] else "**missed**")
         value = g["measured"]
