@@ -76,7 +76,7 @@ def hardness(
 
     log_importance = masked_log_softmax(alpha_t, mask)  # [B, N]
     if rows is None:
-        rows = tf.reshape(tf.range(tf.size(mask)), tf.shape(mask))
+        rows = _own_rows(tf.shape(mask))
     beta = tf.reshape(beta, [-1, tf.shape(beta)[-1]])  # [R, Nz]
     row_of = tf.gather(tf.cast(rows, tf.int32), flat_rep, batch_dims=1)  # [B, K]
     if log_norm is None:
@@ -320,6 +320,11 @@ def _log_block_sums_both_signs(logits, size: int, abs_bound=None):
     return tf.cond(abs_bound <= ONE_EXP_SPAN / 2, one_exp, by_range)
 
 
+def _own_rows(shape) -> tf.Tensor:
+    """int32 [B, N] row map of a full [B, N, Nz] beta: position (b, n) reads row b·N + n."""
+    return tf.reshape(tf.range(tf.reduce_prod(shape)), shape)
+
+
 def distinct_rows(ids) -> tuple[tf.Tensor, tf.Tensor]:
     """One row per distinct item of a batch's histories, for Eq 3 on the distinct items only.
 
@@ -376,7 +381,7 @@ def draw_substitutes(
     flat = tf.reshape(beta, [-1, num])
     if rows is None:
         shape = tf.shape(beta)[:2]
-        rows = tf.reshape(tf.range(shape[0] * shape[1]), shape)
+        rows = _own_rows(shape)
         per_position = None
     else:
         rows = tf.cast(rows, tf.int32)

@@ -353,7 +353,7 @@ class CCL4RecModel(VariablesBeforeTracing, ReplicaScaledTrainStep, tfrs.models.M
             raise KeyError(f"compute_loss needs the label feature {F.MODEL_LABEL!r}")
         labels = tf.reshape(tf.cast(inputs[F.MODEL_LABEL], tf.float32), [-1])
         users = self._user_vectors(inputs)
-        u, seq, mask, alpha_t, projections = users["click"]
+        u, seq, mask, alpha_t, projections, click_ids = users["click"]
         target_ids = self._ids(inputs, F.MODEL_TARGET, rank=1)
         target = self.video(target_ids)
         wide = self._wide_logits(inputs, target_ids)  # [B]
@@ -379,7 +379,6 @@ class CCL4RecModel(VariablesBeforeTracing, ReplicaScaledTrainStep, tfrs.models.M
                 labels,
             )
         if training and cfg.needs_augmentation:
-            click_ids = self._ids(inputs, F.MODEL_CLICK_HISTORY, rank=2)
             augmented = self._augmented_terms(
                 click_ids, u, seq, mask, alpha_t, projections, target, extra_logits, wide, labels
             )
@@ -503,7 +502,7 @@ class CCL4RecModel(VariablesBeforeTracing, ReplicaScaledTrainStep, tfrs.models.M
         mask = tf.not_equal(ids, F.PAD_ID)
         seq = self.video(ids)
         u, alpha_t, projections = self._encode(seq, mask, self.scorer, self.encoder)
-        return u, seq, mask, alpha_t, projections
+        return u, seq, mask, alpha_t, projections, ids
 
     def _user_vectors(self, features):
         click = self._encode_click(features)

@@ -435,7 +435,7 @@ def test_augmented_user_vectors_are_the_encoder_on_the_augmented_sequences(xla):
     tf.keras.utils.set_random_seed(0)
     model = CCL4RecModel(config)
     model(data)
-    _, seq, mask, alpha_t, projections = model._encode_click(data)
+    _, seq, mask, alpha_t, projections, _ = model._encode_click(data)
     ids = aug.sample_substitute_ids(config.vocab_size, config.effective_num_substitutes)
     sub_emb = model.video(ids)
     sub_projections = model.scorer.project(sub_emb)

@@ -142,6 +142,14 @@ def test_distinct_rows_map_every_position_to_its_items_first_occurrence():
     np.testing.assert_array_equal(ids.reshape(-1)[first][rows], ids)
 
 
+def _hardness(alpha_t, draws, positions, substitutes, positive, **normaliser):
+    """Eq 4-5 on the rows of `draws`, every position real."""
+    mask = np.ones(alpha_t.shape, bool)
+    return aug.hardness(
+        alpha_t, draws.beta, positions, substitutes, mask, positive, rows=draws.rows, **normaliser
+    ).numpy()
+
+
 # Nz = 12: blocks of 3 (two stages); Nz = 7 (prime): one stage.
 @pytest.mark.parametrize("nz", [12, 7])
 def test_distinct_rows_give_the_draws_and_hardness_of_the_full_relatedness(nz):
@@ -163,29 +171,13 @@ def test_distinct_rows_give_the_draws_and_hardness_of_the_full_relatedness(nz):
         draws = aug.draw_substitutes(beta, t, 4, rows=row_map)
         subs = aug.sample_substitutes(None, positions, t, draws, column_offset=1)
         scores = [
-            aug.hardness(
-                alpha_t,
-                draws.beta,
-                positions,
-                subs,
-                np.ones(ids.shape, bool),
-                positive,
-                log_norm=draws.log_norm(positive),
-                rows=draws.rows,
-            ).numpy()
-            for positive in (True, False)
+            _hardness(alpha_t, draws, positions, subs, p, log_norm=draws.log_norm(p))
+            for p in (True, False)
         ]
-        for positive, score in zip((True, False), scores, strict=True):
-            unnormalised = aug.hardness(
-                alpha_t,
-                draws.beta,
-                positions,
-                subs,
-                np.ones(ids.shape, bool),
-                positive,
-                rows=draws.rows,
-            )  # logsumexp from the rows of beta
-            np.testing.assert_allclose(unnormalised.numpy(), score, rtol=1e-5)
+        for positive, cached in zip((True, False), scores, strict=True):
+            # Without the cached normaliser: logsumexp from the rows of beta.
+            uncached = _hardness(alpha_t, draws, positions, subs, positive)
+            np.testing.assert_allclose(uncached, cached, rtol=1e-5)
         got[name] = (draws, subs.numpy(), scores)
     (d_full, s_full, h_full), (d_dist, s_dist, h_dist) = got["full"], got["distinct"]
     np.testing.assert_array_equal(s_dist, s_full)
